@@ -1,0 +1,1 @@
+"""Sub-commands of the ``st-plugins`` command line (see :mod:`st_plugins.cli`)."""

@@ -1,0 +1,1 @@
+"""The core: model description, loading, pooling, batching, encoders, similarity, search, cache."""

@@ -1,0 +1,94 @@
+"""Load a transformers tokenizer and model safely (safetensors only unless opted in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from st_plugins.errors import InputValueError, ModelFormatError, UnsafeCheckpointError
+
+__all__ = ["check_weights", "load_tokenizer", "load_transformer", "resolve_dtype", "default_device"]
+
+_PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is usable, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_weights(folder: Path, allow_pickle: bool) -> bool:
+    """Return whether safetensors weights are used; refuse pickle unless ``allow_pickle``.
+
+    Raises:
+        UnsafeCheckpointError: Only a pickle checkpoint exists and ``allow_pickle`` is False.
+        ModelFormatError: No weights at all.
+    """
+    if any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file():
+        return True
+    pickles = [name for name in _PICKLE_FILES if (folder / name).is_file()]
+    if not pickles:
+        raise ModelFormatError(f"{folder} holds no model weights (no *.safetensors, no pytorch_model.bin).")
+    if not allow_pickle:
+        raise UnsafeCheckpointError(
+            f"{folder} only has a pickle checkpoint ({pickles[0]}), which can run arbitrary code when loaded. "
+            "Convert it to safetensors, or pass `allow_pickle=True` if you trust its source."
+        )
+    return False
+
+
+def resolve_dtype(dtype: Any):
+    """Map ``"float32"``/``"bfloat16"``/``"float16"``/``"auto"``/torch dtype to a torch dtype (or "auto")."""
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    if isinstance(dtype, str):
+        name = dtype.removeprefix("torch.")
+        if name in {"float32", "float16", "bfloat16", "float64"}:
+            return getattr(torch, name)
+    raise InputValueError(
+        f"`model_kwargs['dtype']` must be one of 'float32', 'bfloat16', 'float16', 'auto' or a torch dtype; got {dtype!r}."
+    )
+
+
+def load_tokenizer(folder: Path, max_length: int | None, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    if max_length is not None:
+        tokenizer.model_max_length = max_length
+    return tokenizer
+
+
+def load_transformer(
+    folder: Path,
+    *,
+    task: str = "feature-extraction",
+    model_kwargs: dict[str, Any] | None = None,
+    config_kwargs: dict[str, Any] | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+):
+    """Load the transformers model in ``folder`` in eval mode.
+
+    Args:
+        task: ``"feature-extraction"`` (AutoModel) or ``"sequence-classification"``.
+        model_kwargs: ``dtype`` and ``attn_implementation`` (others are passed through).
+    """
+    import transformers
+
+    safe = check_weights(folder, allow_pickle)
+    kwargs = dict(model_kwargs or {})
+    kwargs["dtype"] = resolve_dtype(kwargs.pop("dtype", kwargs.pop("torch_dtype", None)))
+    auto = transformers.AutoModel if task == "feature-extraction" else transformers.AutoModelForSequenceClassification
+    config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code, **(config_kwargs or {}))
+    model = auto.from_pretrained(
+        str(folder), config=config, use_safetensors=safe, trust_remote_code=trust_remote_code, **kwargs
+    )
+    model.eval()
+    return model

@@ -1,0 +1,116 @@
+"""Search utilities with sentence-transformers' signatures and results."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from st_plugins.core.similarity import cos_sim, normalize_embeddings, to_tensor
+
+__all__ = ["semantic_search", "paraphrase_mining", "paraphrase_mining_embeddings", "community_detection"]
+
+
+def semantic_search(
+    query_embeddings: Any,
+    corpus_embeddings: Any,
+    query_chunk_size: int = 100,
+    corpus_chunk_size: int = 500000,
+    top_k: int = 10,
+    score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim,
+) -> list[list[dict[str, int | float]]]:
+    """For each query, the ``top_k`` corpus entries ``{"corpus_id", "score"}``, best first.
+
+    Example:
+        >>> semantic_search([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1]], top_k=1)
+        [[{'corpus_id': 1, 'score': 0.9950371980667114}]]
+    """
+    queries, corpus = to_tensor(query_embeddings), to_tensor(corpus_embeddings)
+    queries = queries.to(corpus.device)
+    results: list[list[tuple[float, int]]] = [[] for _ in range(len(queries))]
+    for c_start in range(0, len(corpus), corpus_chunk_size):
+        chunk = corpus[c_start : c_start + corpus_chunk_size]
+        for q_start in range(0, len(queries), query_chunk_size):
+            scores = score_function(queries[q_start : q_start + query_chunk_size], chunk)
+            values, idx = torch.topk(scores, min(top_k, scores.size(1)), dim=1, largest=True, sorted=False)
+            for q, (vals, ids) in enumerate(zip(values.cpu().tolist(), (idx + c_start).cpu().tolist())):
+                heap = results[q_start + q]
+                for cand in zip(vals, ids):
+                    (heapq.heappush if len(heap) < top_k else heapq.heappushpop)(heap, cand)
+    return [[{"corpus_id": i, "score": s} for s, i in sorted(h, key=lambda x: x[0], reverse=True)] for h in results]
+
+
+def paraphrase_mining(model: Any, sentences: list[str], show_progress_bar: bool = False, batch_size: int = 32,
+                      query_chunk_size: int = 5000, corpus_chunk_size: int = 100000, max_pairs: int = 500000,
+                      top_k: int = 100, score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim,
+                      truncate_dim: int | None = None, prompt_name: str | None = None,
+                      prompt: str | None = None) -> list[list[float | int]]:
+    """Pairs ``[score, i, j]`` (``i < j``) of the most similar sentences, best first."""
+    emb = model.encode(sentences, show_progress_bar=show_progress_bar, batch_size=batch_size, convert_to_tensor=True,
+                       truncate_dim=truncate_dim, prompt_name=prompt_name, prompt=prompt)
+    return paraphrase_mining_embeddings(emb, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_function)
+
+
+def paraphrase_mining_embeddings(embeddings: Any, query_chunk_size: int = 5000, corpus_chunk_size: int = 100000,
+                                 max_pairs: int = 500000, top_k: int = 100,
+                                 score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim) -> list[list[float | int]]:
+    emb = to_tensor(embeddings)
+    pairs: list[tuple[float, int, int]] = []
+    queued: set[tuple[int, int]] = set()
+    min_score = float("-inf")
+    for q_start in range(0, len(emb), query_chunk_size):
+        scores = score_function(emb[q_start : q_start + query_chunk_size], emb)
+        values, idx = torch.topk(scores, min(top_k + 1, scores.size(1)), dim=1, largest=True)
+        for q, (vals, ids) in enumerate(zip(values.cpu().tolist(), idx.cpu().tolist())):
+            i = q_start + q
+            for j, score in [(j, s) for j, s in zip(ids, vals) if j != i][:top_k]:
+                pair = (min(i, j), max(i, j))
+                if score <= min_score or pair in queued:
+                    continue
+                queued.add(pair)
+                if len(pairs) < max_pairs:
+                    heapq.heappush(pairs, (score, *pair))
+                else:
+                    evicted = heapq.heappushpop(pairs, (score, *pair))
+                    queued.discard(evicted[1:])
+                    min_score = evicted[0]
+    return sorted(([s, i, j] for s, i, j in pairs), key=lambda x: x[0], reverse=True)
+
+
+def community_detection(embeddings: Any, threshold: float = 0.75, min_community_size: int = 10,
+                        batch_size: int = 1024, show_progress_bar: bool = False) -> list[list[int]]:
+    """Groups whose members have cosine ≥ ``threshold`` to a centre; largest first, centre first."""
+    if len(embeddings) == 0:
+        return []
+    emb = normalize_embeddings(to_tensor(embeddings))
+    if len(emb) < min_community_size:
+        return []
+    sort_max = min(max(2 * min_community_size, 50), len(emb))
+    found = []
+    for start in tqdm(range(0, len(emb), batch_size), desc="Finding clusters", disable=not show_progress_bar):
+        scores = emb[start : start + batch_size] @ emb.T
+        top_vals, _ = scores.topk(k=min_community_size, largest=True)
+        for i in range(len(top_vals)):
+            if top_vals[i][-1] >= threshold:
+                vals, ids = scores[i].topk(k=sort_max, largest=True)
+                while vals[-1] >= threshold and sort_max < len(emb):
+                    sort_max = min(2 * sort_max, len(emb))
+                    vals, ids = scores[i].topk(k=sort_max, largest=True)
+                found.append((start + i, ids[vals >= threshold].cpu().numpy().astype(np.uint32)))
+    found.sort(key=lambda x: len(x[1]), reverse=True)
+    used = np.zeros(len(emb), dtype=bool)
+    unique = []
+    for centre, members in found:
+        if used[centre]:
+            continue
+        fresh = members[~used[members]]
+        if len(fresh) >= min_community_size:
+            community = [centre] + fresh[fresh != centre].tolist()
+            unique.append(community)
+            used[community] = True
+    return sorted(unique, key=len, reverse=True)

