@@ -1,0 +1,82 @@
+"""``st-plugins search "QUERY" --db DIR``: print the top passages with scores and source file."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import textwrap
+from typing import Any
+
+from st_plugins.commands.index import DEFAULT_COLLECTION, open_collection
+from st_plugins.core.validation import check_positive_int
+from st_plugins.errors import ModelNotFoundError
+
+NAME = "search"
+HELP = "Search a Chroma database made by `st-plugins index`; --rerank re-scores with the STS cross-encoder."
+RERANKER = "st-plugins/stsb-reranker"
+MAKE_RERANKER = "st-plugins train-reranker --data ../shared/data/stsbenchmark"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", metavar="QUERY", help="what to look for, in plain words")
+    parser.add_argument("--db", required=True, metavar="DIR", help="Chroma database folder made by `st-plugins index`")
+    parser.add_argument("--collection", default=DEFAULT_COLLECTION, metavar="NAME",
+                        help=f"collection name (default: {DEFAULT_COLLECTION})")
+    parser.add_argument("-k", "--top-k", dest="k", type=int, default=5, metavar="K", help="passages to print (default: 5)")
+    parser.add_argument("--rerank", action="store_true",
+                        help=f"re-score the candidates with the cross-encoder {RERANKER!r} (make it with: {MAKE_RERANKER})")
+    parser.add_argument("--candidates", type=int, default=20, metavar="N",
+                        help="with --rerank: how many passages the bi-encoder fetches first (default: 20)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available, else cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    k = check_positive_int(args.k, "-k")
+    fetch = max(k, check_positive_int(args.candidates, "--candidates")) if args.rerank else k
+    reranker = load_reranker(args.device) if args.rerank else None
+    collection = open_collection(args.db, args.collection, device=args.device)
+    if collection.count() == 0:
+        print(f"Collection {args.collection!r} in {args.db} is empty; add files with: st-plugins index PATH... --db {args.db}")
+        return 1
+    found = collection.query(query_texts=[args.query], n_results=min(fetch, collection.count()),
+                             include=["documents", "metadatas", "distances"])
+    space = (collection.configuration_json.get("hnsw") or {}).get("space", "l2")
+    hits = [{"text": doc, "meta": meta or {}, "score": _similarity(dist, space)}
+            for doc, meta, dist in zip(found["documents"][0], found["metadatas"][0], found["distances"][0])]
+    label = "similarity" if space in ("cosine", "ip") else "-distance"
+    if reranker is not None:
+        scores = reranker.predict([(args.query, hit["text"]) for hit in hits])
+        for hit, score in zip(hits, scores):
+            hit["score"] = float(score)
+        hits.sort(key=lambda hit: hit["score"], reverse=True)
+        label = "rerank"
+    for rank, hit in enumerate(hits[:k], start=1):
+        where = f"{hit['meta'].get('source', '?')} (passage {hit['meta'].get('passage', '?')})"
+        print(f"{rank}. {label} {hit['score']:.4f}  {where}")
+        body = " ".join(hit["text"].split())
+        print(textwrap.indent(textwrap.fill(textwrap.shorten(body, 400, placeholder=" ..."), 96), "   "))
+    return 0
+
+
+def _similarity(distance: float, space: str) -> float:
+    """Chroma distances back to scores: cosine/ip store ``1 - similarity``; l2 stores squared distance."""
+    return 1.0 - distance if space in ("cosine", "ip") else -distance
+
+
+def load_reranker(device: str | None = None) -> Any:
+    """The trained STS cross-encoder, or :class:`ModelNotFoundError` saying how to make it."""
+    try:
+        importlib.import_module("st_plugins.commands.train_reranker")  # registers the reranker's short name
+    except ModuleNotFoundError:
+        pass
+    from st_plugins.core.cache import get_model
+
+    try:
+        return get_model("cross", RERANKER, device=device, local_files_only=True)
+    except (ModelNotFoundError, ModuleNotFoundError) as exc:
+        missing = "is not on this machine" if isinstance(exc, ModelNotFoundError) else f"cannot be loaded ({exc})"
+        raise ModelNotFoundError(
+            f"--rerank needs the STS reranker {RERANKER!r}, which {missing}. "
+            f"Make it once with: {MAKE_RERANKER}  (it is saved in the user cache dir, or under $ST_PLUGINS_HOME), "
+            "then search again; or drop --rerank."
+        ) from exc

@@ -1,0 +1,220 @@
+"""Bulk indexing into a Chroma collection: content-hash ids, batches, a progress bar, idempotent.
+
+:func:`index_documents` adds texts in batches and skips ids already present, so a run that was
+interrupted (even killed) and re-run ends with every text present exactly once. :func:`split_passages`
+and :func:`read_passages` turn ``.txt``/``.md`` files into passages for the ``st-plugins index`` command.
+Chroma itself is only touched through the collection object you pass in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from st_plugins.core.validation import as_text_list, check_positive_int
+from st_plugins.errors import InputTypeError, InputValueError
+
+__all__ = ["IndexResult", "Passage", "content_id", "index_documents", "iter_text_files", "read_passages",
+           "split_passages"]
+
+TEXT_SUFFIXES = (".txt", ".md")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class IndexResult:
+    """What :func:`index_documents` did: ids in input order, how many were added or already there."""
+
+    ids: list[str] = field(default_factory=list)
+    added: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One passage of a file: its text, the file it came from and its position there."""
+
+    text: str
+    source: str
+    index: int
+
+
+def content_id(text: str, namespace: str = "") -> str:
+    """A stable id from the content (sha256 of ``namespace`` and ``text``): same text, same id.
+
+    Example:
+        >>> content_id("hello") == content_id("hello"), content_id("hello") == content_id("hello", "a.md")
+        (True, False)
+        >>> len(content_id("hello"))
+        32
+    """
+    return hashlib.sha256(f"{namespace}\x00{text}".encode()).hexdigest()[:32]
+
+
+def index_documents(
+    collection: Any,
+    texts: Sequence[str],
+    ids: Sequence[str] | None = None,
+    metadatas: Sequence[dict[str, Any]] | None = None,
+    batch_size: int = 64,
+    show_progress_bar: bool = True,
+) -> IndexResult:
+    """Embed and add ``texts`` to a Chroma ``collection`` in batches, skipping ids it already holds.
+
+    The collection's own embedding function embeds the texts. Every argument is checked before
+    anything is written. Re-running with the same texts adds nothing; a run killed midway and
+    re-run adds exactly the missing texts.
+
+    Args:
+        collection: A Chroma collection with an embedding function (e.g. :class:`st_plugins.chroma.ChromaEmbeddingFunction`).
+        texts: The documents (str each).
+        ids: One id per text (default: :func:`content_id` of the text; duplicates are kept once).
+        metadatas: One metadata dict per text, or ``None``.
+        batch_size: Texts embedded and added per call (at most ``client.get_max_batch_size()``).
+        show_progress_bar: Show a tqdm bar.
+
+    Returns:
+        An :class:`IndexResult` with the ids (input order) and the counts added / already present.
+
+    Raises:
+        InputTypeError: ``texts`` is ``None`` or holds a non-str (names the index); bad ``ids``/``metadatas``.
+        InputValueError: ``texts`` is empty; lengths differ; the same id given for two different texts.
+    """
+    texts, _ = as_text_list(texts, "texts")
+    if not texts:
+        raise InputValueError("`texts` must be a non-empty list of str; got an empty list. Pass at least one text.")
+    check_positive_int(batch_size, "batch_size")
+    ids = _check_ids(ids, texts)
+    metadatas = _check_metadatas(metadatas, len(texts))
+    order = _first_occurrences(ids, texts)
+    result = IndexResult(ids=ids)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(order), desc="Indexing", unit="text", disable=not show_progress_bar) as bar:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            present = set(collection.get(ids=[ids[i] for i in chunk], include=[])["ids"])
+            todo = [i for i in chunk if ids[i] not in present]
+            if todo:
+                collection.add(ids=[ids[i] for i in todo], documents=[texts[i] for i in todo],
+                               metadatas=[metadatas[i] for i in todo] if metadatas else None)
+            result.added += len(todo)
+            result.skipped += len(chunk) - len(todo)
+            bar.update(len(chunk))
+            bar.set_postfix(added=result.added, present=result.skipped)
+    return result
+
+
+def _check_ids(ids: Sequence[str] | None, texts: list[str]) -> list[str]:
+    if ids is None:
+        return [content_id(t) for t in texts]
+    ids = list(ids)
+    if len(ids) != len(texts):
+        raise InputValueError(f"`ids` must have one id per text ({len(texts)}); got {len(ids)}.")
+    for i, value in enumerate(ids):
+        if not isinstance(value, str) or not value:
+            raise InputTypeError(f"`ids[{i}]` must be a non-empty str; got {value!r}.")
+    return ids
+
+
+def _check_metadatas(metadatas: Sequence[dict[str, Any]] | None, n: int) -> list[dict[str, Any]] | None:
+    if metadatas is None:
+        return None
+    metadatas = list(metadatas)
+    if len(metadatas) != n:
+        raise InputValueError(f"`metadatas` must have one dict per text ({n}); got {len(metadatas)}.")
+    for i, value in enumerate(metadatas):
+        if not isinstance(value, dict) or not value:
+            raise InputTypeError(f"`metadatas[{i}]` must be a non-empty dict (Chroma refuses empty ones); got {value!r}.")
+    return metadatas
+
+
+def _first_occurrences(ids: list[str], texts: list[str]) -> list[int]:
+    """Positions to add: each id once; the same id for two different texts is an error."""
+    first: dict[str, int] = {}
+    for i, value in enumerate(ids):
+        j = first.setdefault(value, i)
+        if j != i and texts[j] != texts[i]:
+            raise InputValueError(f"`ids[{j}]` and `ids[{i}]` are both {value!r} but their texts differ. Make ids unique.")
+    return sorted(first.values())
+
+
+def split_passages(text: str, max_words: int = 120) -> list[str]:
+    """Split a document into passages of about ``max_words`` words at paragraph and sentence ends.
+
+    Paragraphs are separated by blank lines; short paragraphs are joined, long ones are split at
+    sentence ends; a Markdown heading stays with the paragraph that follows it.
+
+    Example:
+        >>> split_passages("# Title\\n\\nFirst paragraph.\\n\\nSecond one.", max_words=4)
+        ['# Title\\nFirst paragraph.', 'Second one.']
+    """
+    check_positive_int(max_words, "max_words")
+    passages: list[str] = []
+    current: list[str] = []
+    for piece in _pieces(text, max_words):
+        if current and (piece.startswith("#") or _overflows(current, piece, max_words)):
+            passages.append("\n".join(current))
+            current = []
+        current.append(piece)
+    if current:
+        passages.append("\n".join(current))
+    return passages
+
+
+def _overflows(current: list[str], piece: str, max_words: int) -> bool:
+    """Adding ``piece`` would pass ``max_words`` (a lone heading always takes its paragraph)."""
+    if len(current) == 1 and current[0].startswith("#"):
+        return False
+    return sum(len(p.split()) for p in current) + len(piece.split()) > max_words
+
+
+def _pieces(text: str, max_words: int) -> Iterator[str]:
+    for paragraph in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+        paragraph = paragraph.strip()
+        if not paragraph:
+            continue
+        heading, _, body = paragraph.partition("\n") if paragraph.startswith("#") else ("", "", paragraph)
+        if heading:
+            yield heading.strip()
+        if not body.strip():
+            continue
+        if len(body.split()) <= max_words or body.lstrip().startswith("```"):
+            yield body.strip()
+        else:
+            yield from (s.strip() for s in _SENTENCE_END.split(body) if s.strip())
+
+
+def iter_text_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The ``.txt``/``.md`` files named by ``paths`` (folders are searched recursively), sorted, unique.
+
+    Raises:
+        InputValueError: A path does not exist, or names a file that is not ``.txt``/``.md``.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES))
+        elif path.is_file():
+            if path.suffix.lower() not in TEXT_SUFFIXES:
+                raise InputValueError(f"`{path}` is not a .txt or .md file; index only {', '.join(TEXT_SUFFIXES)} files.")
+            found.append(path)
+        else:
+            raise InputValueError(f"`{path}` does not exist; pass .txt/.md files or folders holding them.")
+    return list(dict.fromkeys(found))
+
+
+def read_passages(paths: Iterable[str | os.PathLike], max_words: int = 120) -> list[Passage]:
+    """Read and split every ``.txt``/``.md`` file under ``paths`` (UTF-8) into :class:`Passage` items."""
+    passages: list[Passage] = []
+    for path in iter_text_files(paths):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        source = path.as_posix()
+        passages.extend(Passage(p, source, i) for i, p in enumerate(split_passages(text, max_words)))
+    return passages
