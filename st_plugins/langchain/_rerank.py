@@ -1,0 +1,188 @@
+"""A cross-encoder for LangChain (``BaseCrossEncoder``) and a reranking document compressor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.cross_encoders import BaseCrossEncoder
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import run_in_executor
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, PrivateAttr
+
+from st_plugins.core.cache import get_model
+from st_plugins.core.cross_encoder import CrossEncoder
+from st_plugins.core.validation import as_pair_list
+from st_plugins.errors import InputTypeError, InputValueError
+
+__all__ = ["LangChainCrossEncoder", "CrossEncoderReranker"]
+
+_FORBID = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
+
+
+class LangChainCrossEncoder(BaseModel, BaseCrossEncoder):
+    """``langchain_core.cross_encoders.BaseCrossEncoder`` on an st_plugins ``CrossEncoder``.
+
+    A real subclass rather than ``BaseCrossEncoder.register(CrossEncoder)``: importing this module
+    changes nothing global, and ``score`` returns the plain ``list[float]`` LangChain expects.
+
+    Args:
+        model: A name or folder (loaded through the shared cache) or a ``CrossEncoder``.
+        batch_size: Pairs per forward pass.
+        device: Device for a model loaded by name (leave ``None`` when passing a ``CrossEncoder``).
+
+    Raises:
+        pydantic.ValidationError: An unknown field, a wrong type, ``batch_size <= 0``, or ``device``
+            given together with a ``CrossEncoder`` instance (a ``ValueError``).
+        ModelNotFoundError: ``model`` names no folder, registered name or cached hub model.
+    """
+
+    model: str | Path | InstanceOf[CrossEncoder]
+    batch_size: int = Field(default=32, gt=0)
+    device: str | None = None
+
+    model_config = _FORBID
+
+    _model: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if isinstance(self.model, CrossEncoder):
+            if self.device is not None:
+                raise InputValueError(
+                    f"`device` must be None when `model` is a CrossEncoder instance; got {self.device!r}. "
+                    "Move the model itself, or pass its name or folder."
+                )
+            self._model = self.model
+        else:
+            self._model = get_model("cross", self.model, device=self.device)
+        # Inference mode once, up front: CrossEncoder.predict restores the train/eval mode it found,
+        # so on a model left in train mode, overlapping calls (Runnable.batch, async) enable dropout.
+        self._model.eval()
+
+    @property
+    def client(self) -> Any:
+        """The ``st_plugins.CrossEncoder`` doing the work."""
+        return self._model
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        """Relevance score of each ``(query, document)`` pair (higher is more relevant).
+
+        The same numbers as ``CrossEncoder.score`` (label 1 for multi-label models), batched by
+        :attr:`batch_size`.
+
+        Raises:
+            InputTypeError: An item is not a pair of two str (the message names the index).
+        """
+        pairs, _ = as_pair_list(text_pairs, "text_pairs")
+        if not pairs:
+            return []
+        scores = self._model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+        return [float(s) for s in (scores[:, 1] if scores.ndim > 1 else scores)]
+
+
+class CrossEncoderReranker(BaseDocumentCompressor, RunnableSerializable[dict, list[Document]]):
+    """Rerank retrieved documents with a cross-encoder; a document compressor and a Runnable.
+
+    As a compressor: ``compress_documents(documents, query)`` (e.g. in ``ContextualCompressionRetriever``).
+    As a Runnable: input ``{"query": str, "documents": list[Document]}`` (LangChain's reranking
+    convention), e.g. ``{"query": RunnablePassthrough(), "documents": retriever} | reranker``.
+
+    Args:
+        model: A name or folder, an st_plugins ``CrossEncoder``, or any ``BaseCrossEncoder``.
+        top_n: Keep at most this many documents (``None``: all).
+        score_threshold: Drop documents scoring below this value.
+        batch_size: Pairs per forward pass.
+        device: Device for a model loaded by name.
+
+    Raises:
+        pydantic.ValidationError: An unknown field, a wrong type, or ``top_n``/``batch_size <= 0``.
+        ModelNotFoundError: ``model`` names no folder, registered name or cached hub model.
+
+    Example:
+        >>> class WordOverlap(BaseCrossEncoder):  # any BaseCrossEncoder works; usually a model name
+        ...     def score(self, text_pairs):
+        ...         return [float(len(set(q.split()) & set(d.split()))) for q, d in text_pairs]
+        >>> reranker = CrossEncoderReranker(model=WordOverlap(), top_n=2)
+        >>> docs = [Document(page_content=t) for t in ["a dog", "the cat sat", "a cat"]]
+        >>> [(d.page_content, d.metadata["relevance_score"]) for d in reranker.compress_documents(docs, "the cat")]
+        [('the cat sat', 2.0), ('a cat', 1.0)]
+    """
+
+    model: str | Path | InstanceOf[CrossEncoder] | InstanceOf[BaseCrossEncoder]
+    top_n: int | None = Field(default=3, gt=0)
+    score_threshold: float | None = None
+    batch_size: int = Field(default=32, gt=0)
+    device: str | None = None
+
+    model_config = _FORBID
+
+    _scorer: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if isinstance(self.model, BaseCrossEncoder):
+            given = sorted({"batch_size", "device"} & self.model_fields_set)
+            if given:
+                raise InputValueError(
+                    f"{', '.join(f'`{g}`' for g in given)} only apply when `model` is a name, a folder or a "
+                    f"CrossEncoder; got them with a {type(self.model).__name__}. Set them on that scorer instead."
+                )
+            self._scorer = self.model
+        else:
+            self._scorer = LangChainCrossEncoder(model=self.model, batch_size=self.batch_size, device=self.device)
+
+    def compress_documents(self, documents: Sequence[Document], query: str,
+                           callbacks: Callbacks | None = None) -> Sequence[Document]:
+        """The best documents for ``query``, best first (ties keep input order).
+
+        Returns:
+            Copies carrying ``metadata["relevance_score"]``; the inputs are left untouched.
+
+        Raises:
+            InputTypeError: ``query`` is not a str or a document is not a ``Document``.
+        """
+        if not isinstance(query, str):
+            raise InputTypeError(f"`query` must be a str; got {type(query).__name__}.")
+        documents = list(documents)
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, Document):
+                raise InputTypeError(f"`documents[{i}]` must be a langchain Document; got {type(doc).__name__}.")
+        if not documents:
+            return []
+        scores = self._scorer.score([(query, doc.page_content) for doc in documents])
+        order = sorted(range(len(documents)), key=lambda i: -scores[i])  # stable: ties keep input order
+        if self.score_threshold is not None:
+            order = [i for i in order if scores[i] >= self.score_threshold]
+        return [documents[i].model_copy(update={"metadata": {**documents[i].metadata, "relevance_score": scores[i]}})
+                for i in order[: self.top_n]]
+
+    async def acompress_documents(self, documents: Sequence[Document], query: str,
+                                  callbacks: Callbacks | None = None) -> Sequence[Document]:
+        """:meth:`compress_documents` in a worker thread (the event loop keeps running)."""
+        return await run_in_executor(None, self.compress_documents, documents, query, callbacks)
+
+    @staticmethod
+    def _unpack(value: Any) -> tuple[Sequence[Document], str]:
+        if not isinstance(value, dict) or not {"query", "documents"} <= set(value):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise InputValueError(
+                f"The reranker's input must be a dict with keys 'query' and 'documents'; got {got}. "
+                'Compose it as {"query": RunnablePassthrough(), "documents": retriever} | reranker.'
+            )
+        return value["documents"], value["query"]
+
+    def _rerank(self, value: dict) -> list[Document]:
+        return list(self.compress_documents(*self._unpack(value)))
+
+    def invoke(self, input: dict, config: RunnableConfig | None = None, **kwargs: Any) -> list[Document]:
+        """Rerank ``input["documents"]`` for ``input["query"]``."""
+        return self._call_with_config(self._rerank, input, config)
+
+    async def ainvoke(self, input: dict, config: RunnableConfig | None = None, **kwargs: Any) -> list[Document]:
+        """:meth:`invoke` without blocking the event loop."""
+        async def rerank(value: dict) -> list[Document]:
+            return list(await self.acompress_documents(*self._unpack(value)))
+
+        return await self._acall_with_config(rerank, input, config)
