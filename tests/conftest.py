@@ -100,16 +100,18 @@ def make_st_folder(tmp_path_factory, tiny_bert_dir):
             return built[key]
         import torch
 
+        from sentence_transformers.sentence_transformer import modules as stm
+
         torch.manual_seed(len(built))
-        transformer = st.models.Transformer(str(tiny_bert_dir), max_seq_length=max_seq_length)
-        pool = st.models.Pooling(32, pooling_mode=pooling, include_prompt=include_prompt)
+        transformer = stm.Transformer(str(tiny_bert_dir), max_seq_length=max_seq_length)
+        pool = stm.Pooling(32, pooling_mode=pooling, include_prompt=include_prompt)
         modules = [transformer, pool]
         dim = pool.get_embedding_dimension()
         for out_features, activation in dense:
-            modules.append(st.models.Dense(dim, out_features, activation_function=activation))
+            modules.append(stm.Dense(dim, out_features, activation_function=activation))
             dim = out_features
         if normalize:
-            modules.append(st.models.Normalize())
+            modules.append(stm.Normalize())
         model = st.SentenceTransformer(modules=modules, device="cpu", prompts=prompts,
                                        default_prompt_name=default_prompt_name,
                                        similarity_fn_name=similarity_fn_name)

@@ -89,7 +89,7 @@ class SentenceTransformer(nn.Module):
             [Dense.load(s, allow_pickle, trust_remote_code) if isinstance(s, DenseSpec) else Normalize()
              for s in self.spec.steps if not isinstance(s, PoolingSpec)]
         )
-        self.prompts = {**self.spec.prompts, **(prompts or {})}
+        self.prompts = {"query": "", "document": "", **self.spec.prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or self.spec.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise InputValueError(

@@ -27,8 +27,9 @@ def semantic_search(
     """For each query, the ``top_k`` corpus entries ``{"corpus_id", "score"}``, best first.
 
     Example:
-        >>> semantic_search([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1]], top_k=1)
-        [[{'corpus_id': 1, 'score': 0.9950371980667114}]]
+        >>> hits = semantic_search([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1]], top_k=1)
+        >>> hits[0][0]["corpus_id"], round(hits[0][0]["score"], 4)
+        (1, 0.995)
     """
     queries, corpus = to_tensor(query_embeddings), to_tensor(corpus_embeddings)
     queries = queries.to(corpus.device)

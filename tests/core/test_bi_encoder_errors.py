@@ -1,0 +1,78 @@
+"""Every bad input gets a typed error naming the problem (never a torch stack trace)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from st_plugins.errors import InputTypeError, InputValueError, StPluginsError
+
+
+@pytest.mark.parametrize(
+    "bad, pattern",
+    [
+        (None, r"`sentences` must be a str or a list of str; got NoneType"),
+        (b"bytes", r"got bytes\. Decode bytes first"),
+        (["ok", None], r"`sentences\[1\]` must be a str; got NoneType"),
+        (["ok", "fine", 3.5], r"`sentences\[2\]` must be a str; got float \(3\.5\)"),
+        ([["nested", "list"]], r"`sentences\[0\]` must be a str; got list"),
+        (["a", b"raw"], r"`sentences\[1\]` must be a str; got bytes .*Decode bytes first"),
+        ({"a": 1}, r"got dict"),
+    ],
+)
+def test_bi_encoder_bad_input_raises_type_error_with_index(model, bad, pattern):
+    with pytest.raises(TypeError, match=pattern) as info:
+        model.encode(bad)
+    assert isinstance(info.value, InputTypeError) and isinstance(info.value, StPluginsError)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"batch_size": 0}, r"`batch_size` must be a positive int; got 0"),
+        ({"batch_size": -3}, r"`batch_size` must be a positive int; got -3"),
+        ({"prompt_name": "nope"}, r"`prompt_name` 'nope' is not one of this model's prompts \['document', 'query'\]"),
+        ({"precision": "int4"}, r"`precision` must be one of \['float32', 'int8', 'uint8', 'binary', 'ubinary'\]; got 'int4'"),
+        ({"truncate_dim": 999}, r"`truncate_dim` must be at most the embedding dimension 384; got 999"),
+        ({"truncate_dim": 0}, r"`truncate_dim` must be a positive int; got 0"),
+        ({"output_value": "logits"}, r"`output_value` must be one of"),
+    ],
+)
+def test_bi_encoder_bad_argument_raises_value_error(model, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern) as info:
+        model.encode(["a text"], **kwargs)
+    assert isinstance(info.value, InputValueError)
+
+
+def test_bi_encoder_empty_inputs(model):
+    assert model.encode([]).shape == (0, 384)
+    assert model.encode([], truncate_dim=64).shape == (0, 64)
+    assert tuple(model.encode([], convert_to_tensor=True).shape) == (0, 384)
+    single = model.encode("")
+    assert single.shape == (384,) and np.isfinite(single).all()
+
+
+def test_bi_encoder_long_text_is_truncated_to_max_seq_length(model):
+    long_text = "word " * 2000
+    truncated = " ".join(["word"] * (model.max_seq_length - 2))
+    np.testing.assert_allclose(model.encode(long_text), model.encode(truncated), atol=1e-6)
+
+
+def test_bi_encoder_input_order_kept_and_single_is_1d(model):
+    texts = ["short", "a much longer sentence with many more tokens in it than the others", "mid length text"]
+    batch = model.encode(texts, batch_size=2)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(batch[i], model.encode(text), atol=1e-6)
+
+
+def test_bi_encoder_int8_single_input_uses_calibration(model):
+    one = model.encode("A single query", precision="int8")
+    assert one.dtype == np.int8 and one.shape == (384,)
+    ranges = model.quantization_ranges
+    assert ranges is not None and ranges.shape == (2, 384)
+    from st_plugins.util import quantize_embeddings
+
+    expected = quantize_embeddings(model.encode(["A single query"]), "int8", ranges=ranges)[0]
+    assert np.array_equal(one, expected)
+    explicit = model.encode("A single query", precision="uint8", ranges=ranges)
+    assert explicit.dtype == np.uint8
