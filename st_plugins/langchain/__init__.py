@@ -16,7 +16,7 @@ __all__ = ["LangChainEmbeddings", "LangChainCrossEncoder", "CrossEncoderReranker
 
 _LAZY = {
     "LangChainEmbeddings": "st_plugins.langchain._embeddings",
-    "LangChainCrossEncoder": "st_plugins.langchain._rerank",
+    "LangChainCrossEncoder": "st_plugins.langchain._cross_encoder",
     "CrossEncoderReranker": "st_plugins.langchain._rerank",
 }
 
