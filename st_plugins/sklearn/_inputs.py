@@ -1,0 +1,101 @@
+"""Turn scikit-learn ``X`` (lists, arrays, pandas) into texts or text pairs, and back to column names.
+
+Pure functions shared by :class:`EmbeddingTransformer` and :class:`CrossEncoderScorer`; no model work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from st_plugins.core.validation import as_pair_list, as_text_list
+from st_plugins.errors import InputTypeError, InputValueError
+
+__all__ = ["as_2d_columns", "column_names", "texts_from_X", "pairs_from_X"]
+
+
+def column_names(X: Any) -> np.ndarray | None:
+    """The DataFrame's column names when they are all str (what sklearn records), else ``None``."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return np.asarray(list(columns), dtype=object)
+
+
+def as_2d_columns(X: Any, name: str) -> tuple[Any, int | None]:
+    """Return ``(X, n_columns)``: ``n_columns`` is ``None`` for 1-D input (a list, Series or 1-D array)."""
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise InputTypeError(
+            f"`{name}` must hold texts; sparse input is not supported (got {type(X).__name__}). "
+            "Pass a list of str, a Series or a text column."
+        )
+    if isinstance(X, (str, bytes)) or X is None or isinstance(X, dict):
+        raise InputTypeError(
+            f"`{name}` must be array-like (a list, numpy array or pandas object); got {type(X).__name__}. "
+            "Wrap a single text in a list: [text]."
+        )
+    if hasattr(X, "columns"):  # DataFrame
+        return X.to_numpy(dtype=object), X.shape[1]
+    if not hasattr(X, "ndim") and hasattr(X, "__array__"):
+        X = np.asarray(X)
+    if not hasattr(X, "ndim"):
+        items = list(X)
+        if items and all(isinstance(i, (list, tuple, np.ndarray)) for i in items):
+            return items, len(items[0]) if len({len(i) for i in items}) == 1 else -1
+        return items, None
+    if X.ndim == 1:
+        return X, None
+    if X.ndim == 2:
+        return X, X.shape[1]
+    raise InputValueError(f"`{name}` must be 1-D or 2-D; got an array of shape {X.shape}.")
+
+
+def _columns_error(name: str, X: Any, n_columns: int, wanted: int, what: str, fix: str) -> InputValueError:
+    if n_columns == 0:  # scikit-learn's wording for this case
+        got = f"0 feature(s) (shape={np.shape(X)}) while a minimum of {wanted} is required"
+    else:
+        got = "rows of different lengths" if n_columns < 0 else f"{n_columns} columns"
+    return InputValueError(f"`{name}` must hold {what}; got {got}. {fix}")
+
+
+def texts_from_X(X: Any, name: str = "X") -> list[str]:
+    """Texts from a list of str, a 1-D array, a Series, or a one-column 2-D array/DataFrame.
+
+    Example:
+        >>> import numpy as np
+        >>> texts_from_X(np.array([["a"], ["b"]], dtype=object))
+        ['a', 'b']
+        >>> texts_from_X([["a", "b"]])
+        Traceback (most recent call last):
+        ...
+        st_plugins.errors.InputValueError: `X` must hold one text column; got 2 columns. Select the text column, e.g. df["text"], or use a ColumnTransformer.
+    """
+    X, n_columns = as_2d_columns(X, name)
+    if n_columns is not None:
+        if n_columns != 1:
+            raise _columns_error(name, X, n_columns, 1, "one text column",
+                                 'Select the text column, e.g. df["text"], or use a ColumnTransformer.')
+        X = [row[0] for row in X]
+    texts, _ = as_text_list(X, name)
+    return texts
+
+
+def pairs_from_X(X: Any, name: str = "X") -> list[tuple[str, str]]:
+    """Text pairs from an ``(n, 2)`` array of str, a list of pairs, or a two-column DataFrame.
+
+    Example:
+        >>> pairs_from_X([("a cat", "a kitten"), ("a car", "a tree")])
+        [('a cat', 'a kitten'), ('a car', 'a tree')]
+    """
+    X, n_columns = as_2d_columns(X, name)
+    if n_columns is None and len(X):
+        raise InputValueError(
+            f"`{name}` must be 2-D: one row per pair, two text columns; got a 1-D sequence of "
+            f"{type(X[0]).__name__}. Pass [(query, document), ...] or a two-column DataFrame."
+        )
+    if n_columns is not None and n_columns != 2:
+        raise _columns_error(name, X, n_columns, 2, "two text columns (query, document)",
+                             'Select them, e.g. df[["query", "document"]].')
+    pairs, _ = as_pair_list(list(X), name)
+    return pairs
