@@ -7,7 +7,6 @@ per label. Loading, batching and input checks are the bi-encoder's; folder forma
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,18 +18,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from st_plugins.core import batching
+from st_plugins.core import cross_folder as cf
 from st_plugins.core.backbone import default_device, load_transformer
-from st_plugins.core.cross_folder import (
-    LEGACY_ACTIVATION_KEY, initial_max_length, load_cross_tokenizer, locate_cross_encoder, read_cross_folder,
-    resolve_activation, save_cross_encoder,
-)
 from st_plugins.core.validation import as_pair_list, as_text_list, check_positive_int
 from st_plugins.errors import InputTypeError, InputValueError
 
 __all__ = ["CrossEncoder"]
-
-_FEATURE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-
 
 class CrossEncoder(nn.Module):
     """Score (query, document) pairs; drop-in for ``sentence_transformers.CrossEncoder``.
@@ -42,7 +35,9 @@ class CrossEncoder(nn.Module):
         activation_fn: Applied to the logits by :meth:`predict` (default: the folder's, else ``Sigmoid`` for one
             label, ``Identity`` otherwise); non-``torch`` classes in config files need ``trust_remote_code``.
         device: ``"cpu"``, ``"cuda"``, ... (default: cuda when available).
-        cache_folder: Hub cache folder. revision: Hub revision. local_files_only: Never touch the network.
+        cache_folder: Hub cache folder.
+        revision: Hub revision.
+        local_files_only: Never touch the network.
         trust_remote_code: Allow model code and activation classes from the folder (off by default).
         token: Accepted for signature compatibility (models come from folders and the hub cache).
         model_kwargs: ``dtype`` (``"float32"``, ``"bfloat16"``, ...), ``attn_implementation``, ...
@@ -87,22 +82,21 @@ class CrossEncoder(nn.Module):
         for value, name in ((num_labels, "num_labels"), (max_length, "max_length")):
             if value is not None:
                 check_positive_int(value, name)
-        if activation_fn is not None and not callable(activation_fn):
-            raise InputTypeError(f"`activation_fn` must be callable (e.g. torch.nn.Sigmoid()); got {type(activation_fn).__name__}.")
         self.model_name_or_path = str(model_name_or_path)
-        self.folder = read_cross_folder(locate_cross_encoder(model_name_or_path, cache_folder, revision, local_files_only))
+        root = cf.locate_cross_encoder(model_name_or_path, cache_folder, revision, local_files_only)
+        self.folder = cf.read_cross_folder(root)
         self.model = load_transformer(
             self.folder.transformer_path, task="sequence-classification", model_kwargs=model_kwargs,
             config_kwargs=self.folder.config_kwargs(config_kwargs, num_labels), trust_remote_code=trust_remote_code,
             allow_pickle=allow_pickle,
         )
-        self.tokenizer = load_cross_tokenizer(self.folder, tokenizer_kwargs, trust_remote_code)
-        self.max_length = initial_max_length(self.folder, max_length, tokenizer_kwargs, self.model.config, self.tokenizer)
-        self.activation_fn = resolve_activation(activation_fn, self.folder, self.num_labels, trust_remote_code)
-        if hasattr(self.model.config, LEGACY_ACTIVATION_KEY):
-            delattr(self.model.config, LEGACY_ACTIVATION_KEY)
-        params = inspect.signature(self.model.forward).parameters
-        self._forward_keys = tuple(k for k in _FEATURE_KEYS if k in params) or _FEATURE_KEYS
+        self.tokenizer = cf.load_cross_tokenizer(self.folder, tokenizer_kwargs, trust_remote_code)
+        self.max_length = cf.initial_max_length(self.folder, max_length, tokenizer_kwargs, self.model.config,
+                                             self.tokenizer)
+        self.activation_fn = cf.resolve_activation(activation_fn, self.folder, self.num_labels, trust_remote_code)
+        if hasattr(self.model.config, cf.LEGACY_ACTIVATION_KEY):
+            delattr(self.model.config, cf.LEGACY_ACTIVATION_KEY)
+        self._forward_keys = cf.model_input_keys(self.model)
         self.to(device or default_device())
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -118,7 +112,7 @@ class CrossEncoder(nn.Module):
 
     @max_length.setter
     def max_length(self, value: int) -> None:
-        self._max_length = check_positive_int(int(value) if isinstance(value, np.integer) else value, "max_length")
+        self._max_length = check_positive_int(value, "max_length")
         self.tokenizer.model_max_length = self._max_length
 
     max_seq_length = max_length
@@ -156,7 +150,8 @@ class CrossEncoder(nn.Module):
         return self(features)
 
     @torch.inference_mode()
-    def _scores(self, pairs: list[tuple[str, str]], batch_size: int, show: bool, fn: Callable | None, softmax: bool) -> Tensor:
+    def _scores(self, pairs: list[tuple[str, str]], batch_size: int, show: bool, fn: Callable | None,
+                softmax: bool) -> Tensor:
         enc = self._encode(pairs)
         rows: list[Any] = [None] * len(pairs)
         was_training = self.training
@@ -246,7 +241,9 @@ class CrossEncoder(nn.Module):
             check_positive_int(top_k, "top_k")
         scores = self.predict([(query, d) for d in docs], batch_size=batch_size, show_progress_bar=show_progress_bar,
                               activation_fn=activation_fn, convert_to_tensor=True).tolist()
-        hits = [{"corpus_id": i, "score": s, **({"text": docs[i]} if return_documents else {})} for i, s in enumerate(scores)]
+        hits = [{"corpus_id": i, "score": s} for i, s in enumerate(scores)]
+        if return_documents:
+            hits = [{**hit, "text": docs[hit["corpus_id"]]} for hit in hits]
         return sorted(hits, key=lambda hit: hit["score"], reverse=True)[:top_k]
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
@@ -257,10 +254,10 @@ class CrossEncoder(nn.Module):
 
     def save(self, path: str | os.PathLike, safe_serialization: bool = True) -> None:
         """Write a folder sentence-transformers' ``CrossEncoder`` loads with identical scores (safetensors)."""
-        save_cross_encoder(self, Path(path))
+        cf.save_cross_encoder(self, Path(path))
 
     save_pretrained = save
 
     def __repr__(self) -> str:
-        return (f"CrossEncoder({self.model_name_or_path!r}, num_labels={self.num_labels}, max_length={self.max_length}, "
-                f"activation_fn={self.activation_fn!r}, device={str(self.device)!r})")
+        return (f"CrossEncoder({self.model_name_or_path!r}, num_labels={self.num_labels}, "
+                f"max_length={self.max_length}, activation_fn={self.activation_fn!r}, device={str(self.device)!r})")

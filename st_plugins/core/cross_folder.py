@@ -16,6 +16,7 @@ the 6.x layout plus the ``config.json`` key the older versions read.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import warnings
@@ -31,11 +32,18 @@ from st_plugins.core.backbone import load_tokenizer
 from st_plugins.core.heads import build_activation
 from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.saving import version_info, write_json
-from st_plugins.errors import ModelFormatError, ModelNotFoundError
+from st_plugins.errors import InputTypeError, ModelFormatError, ModelNotFoundError
 
 __all__ = [
-    "CrossFolder", "locate_cross_encoder", "read_cross_folder", "load_cross_tokenizer", "initial_max_length",
-    "resolve_activation", "activation_name", "save_cross_encoder",
+    "CrossFolder",
+    "activation_name",
+    "initial_max_length",
+    "load_cross_tokenizer",
+    "locate_cross_encoder",
+    "model_input_keys",
+    "read_cross_folder",
+    "resolve_activation",
+    "save_cross_encoder",
 ]
 
 LEGACY_ACTIVATION_KEY = "sbert_ce_default_activation_function"
@@ -109,7 +117,9 @@ def read_cross_folder(root: Path) -> CrossFolder:
         module_config = _json(transformer / "sentence_bert_config.json") or {}
         task = module_config.get("transformer_task", "sequence-classification")
         if task != "sequence-classification":
-            raise ModelFormatError(f"{transformer} has transformer_task {task!r}; a CrossEncoder needs 'sequence-classification'.")
+            raise ModelFormatError(
+                f"{transformer} has transformer_task {task!r}; a CrossEncoder needs 'sequence-classification'."
+            )
     else:
         st_config = {}  # sentence-transformers ignores a bi-encoder's settings when loading it as a cross-encoder
     hf = _json(transformer / "config.json")
@@ -167,7 +177,9 @@ def initial_max_length(folder: CrossFolder, max_length: int | None, tokenizer_kw
     return int(min(tok_max, limit) if limit is not None and limit != -1 else tok_max)
 
 
-def resolve_activation(explicit: Callable | None, folder: CrossFolder, num_labels: int, trust_remote_code: bool) -> Callable:
+def resolve_activation(
+    explicit: Callable | None, folder: CrossFolder, num_labels: int, trust_remote_code: bool
+) -> Callable:
     """Pick the activation as sentence-transformers does.
 
     Order: ``explicit``; ``config_sentence_transformers.json``; ``config.json``
@@ -180,8 +192,13 @@ def resolve_activation(explicit: Callable | None, folder: CrossFolder, num_label
         Identity()
     """
     if explicit is not None:
+        if not callable(explicit):
+            raise InputTypeError(
+                f"`activation_fn` must be callable (e.g. torch.nn.Sigmoid()); got {type(explicit).__name__}."
+            )
         return explicit
-    for source, dotted in (("config_sentence_transformers.json", folder.st_activation), ("config.json", folder.hf_activation)):
+    sources = (("config_sentence_transformers.json", folder.st_activation), ("config.json", folder.hf_activation))
+    for source, dotted in sources:
         if not dotted:
             continue
         if dotted.startswith("torch.") or trust_remote_code:
@@ -193,6 +210,13 @@ def resolve_activation(explicit: Callable | None, folder: CrossFolder, num_label
             stacklevel=3,
         )
     return nn.Sigmoid() if num_labels == 1 else nn.Identity()
+
+
+def model_input_keys(model: Any) -> tuple[str, ...]:
+    """The features ``model.forward`` declares (DistilBERT takes no ``token_type_ids``); all when it declares none."""
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    params = inspect.signature(model.forward).parameters
+    return tuple(k for k in keys if k in params) or keys
 
 
 def activation_name(fn: Any) -> str | None:

@@ -42,7 +42,8 @@ def _roberta_tokenizer():
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(_bpe_sentences(), vocab_size=500, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
-    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    ids = {name: bpe.token_to_id(name) for name in ("<s>", "</s>")}
+    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", ids["</s>"]), ("<s>", ids["<s>"]))
     return RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=128)
 
 
@@ -61,7 +62,8 @@ def _model(arch: str, num_labels: int, vocab_size: int):
                               type_vocab_size=1, **common)
         return t.RobertaForSequenceClassification(cfg)
     if arch == "electra":
-        return t.ElectraForSequenceClassification(t.ElectraConfig(embedding_size=16, hidden_size=32, intermediate_size=64, **common))
+        cfg = t.ElectraConfig(embedding_size=16, hidden_size=32, intermediate_size=64, **common)
+        return t.ElectraForSequenceClassification(cfg)
     if arch == "distilbert":
         cfg = t.DistilBertConfig(vocab_size=vocab_size, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
                                  initializer_range=0.2, max_position_embeddings=128, **labels)
