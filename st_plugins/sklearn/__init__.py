@@ -15,5 +15,6 @@ from st_plugins.errors import require
 require("sklearn", "sklearn")
 
 from st_plugins.sklearn._embedding import EmbeddingTransformer  # noqa: E402
+from st_plugins.sklearn._scorer import CrossEncoderScorer  # noqa: E402
 
-__all__ = ["EmbeddingTransformer"]
+__all__ = ["EmbeddingTransformer", "CrossEncoderScorer"]

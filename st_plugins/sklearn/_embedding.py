@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from st_plugins.core.cache import get_model
 from st_plugins.core.validation import check_positive_int
 from st_plugins.errors import InputTypeError, InputValueError
-from st_plugins.sklearn._inputs import column_names, texts_from_X
+from st_plugins.sklearn._inputs import record_input_features, texts_from_X
 
 __all__ = ["EmbeddingTransformer"]
 
@@ -99,12 +99,7 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                         "show_progress_bar": check_bool(self.show_progress_bar, "show_progress_bar"),
                         "prompt_name": self.prompt_name, "truncate_dim": self.truncate_dim}
         self._load, self._n_features_out = load, min(dim, self.truncate_dim or dim)
-        self.n_features_in_ = 1
-        names = column_names(X)
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        record_input_features(self, X, 1)
         return self
 
     @property

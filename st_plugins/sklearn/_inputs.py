@@ -12,7 +12,7 @@ import numpy as np
 from st_plugins.core.validation import as_pair_list, as_text_list
 from st_plugins.errors import InputTypeError, InputValueError
 
-__all__ = ["as_2d_columns", "column_names", "texts_from_X", "pairs_from_X"]
+__all__ = ["as_2d_columns", "column_names", "record_input_features", "texts_from_X", "pairs_from_X"]
 
 
 def column_names(X: Any) -> np.ndarray | None:
@@ -21,6 +21,16 @@ def column_names(X: Any) -> np.ndarray | None:
     if columns is None or not all(isinstance(c, str) for c in columns):
         return None
     return np.asarray(list(columns), dtype=object)
+
+
+def record_input_features(est: Any, X: Any, n_features: int) -> None:
+    """Set ``n_features_in_`` and, for a DataFrame with str column names, ``feature_names_in_``."""
+    est.n_features_in_ = n_features
+    names = column_names(X)
+    if names is not None:
+        est.feature_names_in_ = names
+    elif hasattr(est, "feature_names_in_"):
+        del est.feature_names_in_
 
 
 def as_2d_columns(X: Any, name: str) -> tuple[Any, int | None]:
@@ -52,8 +62,8 @@ def as_2d_columns(X: Any, name: str) -> tuple[Any, int | None]:
 
 
 def _columns_error(name: str, X: Any, n_columns: int, wanted: int, what: str, fix: str) -> InputValueError:
-    if n_columns == 0:  # scikit-learn's wording for this case
-        got = f"0 feature(s) (shape={np.shape(X)}) while a minimum of {wanted} is required"
+    if 0 <= n_columns < wanted:  # scikit-learn's wording for too few columns
+        got = f"{n_columns} feature(s) (shape={np.shape(X)}) while a minimum of {wanted} is required"
     else:
         got = "rows of different lengths" if n_columns < 0 else f"{n_columns} columns"
     return InputValueError(f"`{name}` must hold {what}; got {got}. {fix}")
