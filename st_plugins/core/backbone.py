@@ -56,10 +56,11 @@ def resolve_dtype(dtype: Any):
     )
 
 
-def load_tokenizer(folder: Path, max_length: int | None, trust_remote_code: bool):
+def load_tokenizer(folder: Path, max_length: int | None, trust_remote_code: bool,
+                   tokenizer_kwargs: dict[str, Any] | None = None):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code, **(tokenizer_kwargs or {}))
     if max_length is not None:
         tokenizer.model_max_length = max_length
     return tokenizer

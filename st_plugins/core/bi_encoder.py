@@ -73,7 +73,7 @@ class SentenceTransformer(nn.Module):
         super().__init__()
         root = resolve_model_path(
             model_name_or_path if model_name_or_path is not None else DEFAULT_MODEL,
-            cache_folder=cache_folder, revision=revision, local_files_only=local_files_only,
+            cache_folder=cache_folder, revision=revision, local_files_only=local_files_only, token=token,
         )
         self.model_name_or_path = str(model_name_or_path or DEFAULT_MODEL)
         self.spec: ModelSpec = read_spec(root)
@@ -81,7 +81,7 @@ class SentenceTransformer(nn.Module):
             self.spec.transformer_path, model_kwargs=model_kwargs, config_kwargs=config_kwargs,
             trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
         )
-        self.tokenizer = load_tokenizer(self.spec.transformer_path, None, trust_remote_code)
+        self.tokenizer = load_tokenizer(self.spec.transformer_path, None, trust_remote_code, tokenizer_kwargs)
         if self.spec.do_lower_case:
             batching.add_lowercase(self.tokenizer)
         self._max_seq_length = self._initial_max_length()

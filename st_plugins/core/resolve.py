@@ -64,11 +64,12 @@ def _hub_candidates(name: str) -> list[str]:
     return [name] if "/" in name else [name, f"sentence-transformers/{name}"]
 
 
-def _from_hub(repo_id: str, cache_folder: str | None, revision: str | None, local_only: bool) -> Path:
+def _from_hub(repo_id: str, cache_folder: str | None, revision: str | None, local_only: bool,
+              token: bool | str | None) -> Path:
     from huggingface_hub import snapshot_download
 
     folder = snapshot_download(
-        repo_id, revision=revision, cache_dir=cache_folder, local_files_only=local_only
+        repo_id, revision=revision, cache_dir=cache_folder, local_files_only=local_only, token=token
     )
     return Path(folder)
 
@@ -79,6 +80,7 @@ def resolve_model_path(
     cache_folder: str | os.PathLike | None = None,
     revision: str | None = None,
     local_files_only: bool = False,
+    token: bool | str | None = None,
 ) -> Path:
     """Find the local folder holding a model.
 
@@ -87,6 +89,7 @@ def resolve_model_path(
         cache_folder: Hub cache folder (default: the hub's own, ``HF_HUB_CACHE``).
         revision: Hub branch, tag or commit.
         local_files_only: Never use the network (also implied by ``HF_HUB_OFFLINE=1``).
+        token: Hub access token for private repositories.
 
     Returns:
         The folder's path.
@@ -119,7 +122,7 @@ def resolve_model_path(
     cache = os.fspath(cache_folder) if cache_folder is not None else None
     for repo_id in _hub_candidates(name):
         try:
-            return _from_hub(repo_id, cache, revision, local_only)
+            return _from_hub(repo_id, cache, revision, local_only, token)
         except Exception as exc:  # hub errors are many and version-dependent
             where = cache or "the default hub cache"
             mode = "offline" if local_only else "online"

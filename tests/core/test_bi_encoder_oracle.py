@@ -51,9 +51,10 @@ def test_bi_encoder_dense_and_normalize_match_oracle(make_st_folder):
 
     folder = make_st_folder(pooling=("mean", "max"), dense=((24, torch.nn.Tanh()), (16, torch.nn.Identity())), normalize=True)
     ours, theirs = _both(folder)
-    a, b = ours.encode(SENTENCES, batch_size=4), theirs.encode(SENTENCES, batch_size=4)
-    assert a.shape == (len(SENTENCES), 16)
-    assert np.abs(a - b).max() <= TOL
+    for bs in (1, 7, 32, 128):
+        a, b = ours.encode(SENTENCES, batch_size=bs), theirs.encode(SENTENCES, batch_size=bs)
+        assert a.shape == (len(SENTENCES), 16)
+        assert np.abs(a - b).max() <= TOL
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-6)
 
 
@@ -64,7 +65,7 @@ def test_bi_encoder_prompts_and_settings_match_oracle(make_st_folder):
     assert ours.prompts == theirs.prompts and ours.default_prompt_name == "classify"
     assert ours.similarity_fn_name == theirs.similarity_fn_name == "dot"
     for kwargs in ({}, {"prompt_name": "query"}, {"prompt": "custom: "}, {"normalize_embeddings": True},
-                   {"truncate_dim": 8}):
+                   {"truncate_dim": 8}, {"batch_size": 1}, {"batch_size": 7, "prompt_name": "document"}):
         a, b = ours.encode(SENTENCES, **kwargs), theirs.encode(SENTENCES, **kwargs)
         assert np.abs(a - b).max() <= TOL, kwargs
     a = ours.encode(SENTENCES)
