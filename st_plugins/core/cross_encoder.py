@@ -98,6 +98,7 @@ class CrossEncoder(nn.Module):
             delattr(self.model.config, cf.LEGACY_ACTIVATION_KEY)
         self._forward_keys = cf.model_input_keys(self.model)
         self.to(device or default_device())
+        self.eval()
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "activation_fn":  # a plain attribute, never a registered sub-module (as sentence-transformers)

@@ -328,3 +328,23 @@ def test_cross_encoder_score_follows_langchain_protocol(pair_of):
     assert three.score(PAIRS[:4]) == pytest.approx(three.predict(PAIRS[:4])[:, 1].tolist(), abs=1e-7)
     with pytest.raises(InputTypeError, match=r"`text_pairs\[0\]`"):
         one.score(["not a pair", "x", "y"])
+
+
+def test_cross_encoder_starts_in_eval_mode_and_threads_agree(pair_of):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ours, _ = pair_of("bert", 1)
+    assert not ours.training and not ours.model.training  # no dropout at inference
+    expected = ours.predict(PAIRS)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda bs: ours.predict(PAIRS, batch_size=bs), [2, 3, 5, 7, 11, 32]))
+    assert max(np.abs(r - expected).max() for r in results) <= TOL
+
+
+def test_cross_encoder_bfloat16_weights_give_float32_scores(make_cross_folder):
+    folder = str(make_cross_folder("bert", 1))
+    ours = CrossEncoder(folder, device="cpu", model_kwargs={"dtype": "bfloat16"})
+    theirs = st.CrossEncoder(folder, device="cpu", model_kwargs={"dtype": torch.bfloat16})
+    assert ours.model.dtype == torch.bfloat16
+    a, b = ours.predict(PAIRS[:10], batch_size=1), theirs.predict(PAIRS[:10], batch_size=1)
+    assert a.dtype == np.float32 and np.abs(a - b).max() <= TOL
