@@ -11,19 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field, InstanceOf, PrivateAttr
 from st_plugins.core.cache import get_model
 from st_plugins.core.cross_encoder import CrossEncoder
 from st_plugins.core.validation import as_pair_list
+import st_plugins.training.registry  # noqa: F401  (light; registers the name "st-plugins/stsb-reranker")
 from st_plugins.errors import InputValueError
 
 __all__ = ["LangChainCrossEncoder"]
 
 
+
 class LangChainCrossEncoder(BaseModel, BaseCrossEncoder):
     """``langchain_core.cross_encoders.BaseCrossEncoder`` on an st_plugins ``CrossEncoder``.
 
-    A real subclass rather than ``BaseCrossEncoder.register(CrossEncoder)``: importing this module
-    changes nothing global, and ``score`` returns the plain ``list[float]`` LangChain expects.
+    A real subclass rather than ``BaseCrossEncoder.register(CrossEncoder)``: the core stays free of
+    LangChain, no third-party ABC is altered at import time, fields are typed and validated, and
+    :meth:`score` batches by :attr:`batch_size` and returns the plain ``list[float]`` LangChain expects.
 
     Args:
-        model: A name or folder (loaded through the shared cache) or a ``CrossEncoder``.
+        model: A name or folder (loaded through the shared cache; ``"st-plugins/stsb-reranker"`` is
+            the reranker ``st-plugins train-reranker`` makes) or a ``CrossEncoder``.
         batch_size: Pairs per forward pass.
         device: Device for a model loaded by name (leave ``None`` when passing a ``CrossEncoder``).
 
