@@ -55,9 +55,6 @@ class LangChainCrossEncoder(BaseModel, BaseCrossEncoder):
             self._model = self.model
         else:
             self._model = get_model("cross", self.model, device=self.device)
-        # Inference mode once, up front: CrossEncoder.predict restores the train/eval mode it found,
-        # so on a model left in train mode, overlapping calls (Runnable.batch, async) enable dropout.
-        self._model.eval()
 
     @property
     def client(self) -> Any:
