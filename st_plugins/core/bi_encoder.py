@@ -102,6 +102,7 @@ class SentenceTransformer(nn.Module):
         self.quantization_ranges: np.ndarray | None = None
         self._prompt_lengths: dict[str, int] = {}
         self.to(device or default_device())
+        self.eval()
 
     # ----------------------------------------------------------------- properties
     def _initial_max_length(self) -> int:
@@ -214,6 +215,17 @@ class SentenceTransformer(nn.Module):
         results: list[Any] = [None] * len(texts)
         prompt_length = self._prompt_length(prompt) if prompt else None
         bar = tqdm(total=len(texts), desc="Batches", disable=not show_progress_bar, unit="text")
+        was_training = self.training
+        self.eval()  # no dropout while encoding; the caller's mode is restored below
+        try:
+            self._run_batches(enc, order, batch_size, prompt_length, output_value, device, results, bar)
+        finally:
+            self.train(was_training)
+            bar.close()
+        return results
+
+    def _run_batches(self, enc: dict, order: np.ndarray, batch_size: int, prompt_length: int | None,
+                     output_value: str | None, device: torch.device, results: list[Any], bar: Any) -> None:
         for idx, feats in batching.padded_batches(self.tokenizer, enc, order, batch_size):
             feats = {k: v.to(device) for k, v in feats.items()}
             if prompt_length is not None:
@@ -222,8 +234,6 @@ class SentenceTransformer(nn.Module):
             for row, i in enumerate(idx):
                 results[i] = self._pick(out, row, output_value)
             bar.update(len(idx))
-        bar.close()
-        return results
 
     @staticmethod
     def _pick(out: dict[str, Tensor], row: int, output_value: str | None) -> Any:

@@ -76,3 +76,14 @@ def test_bi_encoder_int8_single_input_uses_calibration(model):
     assert np.array_equal(one, expected)
     explicit = model.encode("A single query", precision="uint8", ranges=ranges)
     assert explicit.dtype == np.uint8
+
+
+def test_bi_encoder_encode_runs_in_eval_mode_and_restores_training_flag(tiny_bert_dir):
+    from st_plugins import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_bert_dir), device="cpu")
+    assert not model.training
+    reference = model.encode(["dropout must be off", "while encoding"])
+    model.train()
+    np.testing.assert_array_equal(model.encode(["dropout must be off", "while encoding"]), reference)
+    assert model.training and model.auto_model.training
