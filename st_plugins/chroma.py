@@ -74,18 +74,15 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
                 f"`precision` must be 'float32' for Chroma, which stores float vectors only; got {precision!r}. "
                 "Quantize outside Chroma with st_plugins.util.quantize_embeddings if you need int8/binary."
             )
-        if not isinstance(model_name, (str, os.PathLike)):
-            raise InputTypeError(f"`model_name` must be a str or path; got {type(model_name).__name__}.")
+        if not isinstance(model_name, (str, os.PathLike)) or not isinstance(normalize_embeddings, bool):
+            raise InputTypeError(f"`model_name` must be a str or path and `normalize_embeddings` a bool; "
+                                 f"got {model_name!r} and {normalize_embeddings!r}.")
         name = os.fspath(model_name)
-        self.model_name = os.path.abspath(name) if os.path.isdir(name) else name
-        self.device = device
-        if not isinstance(normalize_embeddings, bool):
-            raise InputTypeError(f"`normalize_embeddings` must be a bool; got {normalize_embeddings!r}.")
-        self.normalize_embeddings = normalize_embeddings
+        self.model_name = os.path.abspath(name) if os.path.isdir(name) else name  # stored: absolute folders
+        self.device, self.normalize_embeddings, self.revision = device, normalize_embeddings, revision
         self.prompts = _check_prompts(prompts)
         self.truncate_dim = None if truncate_dim is None else check_positive_int(truncate_dim, "truncate_dim")
         self.dtype = check_choice(dtype, _DTYPES, "dtype")
-        self.revision = revision
         self.batch_size = check_positive_int(batch_size, "batch_size")
 
     @property
@@ -114,7 +111,7 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def name() -> str:
-        return "st_plugins"
+        return "st_plugins"  # the key Chroma stores and looks up in its registry
 
     def default_space(self) -> Space:
         """Chroma space matching the model's similarity function (``"cosine"`` for all-MiniLM-L6-v2)."""
@@ -151,9 +148,6 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
                 f"Cannot change {changed} of this collection's embedding function: its vectors were made with "
                 f"{was}, and {now} would give vectors that do not match. Create a new collection and re-index instead."
             )
-
-    def __repr__(self) -> str:
-        return f"ChromaEmbeddingFunction({self.model_name!r}, device={self.device!r})"
 
 
 def _check_prompts(prompts: Any) -> dict[str, str]:
