@@ -102,12 +102,12 @@ class CrossEncoderReranker(BaseDocumentCompressor, RunnableSerializable[dict, li
 
     @staticmethod
     def _unpack(value: Any) -> tuple[Sequence[Document], str]:
-        if not isinstance(value, dict) or not {"query", "documents"} <= set(value):
-            got = sorted(value) if isinstance(value, dict) else type(value).__name__
-            raise InputValueError(
-                f"The reranker's input must be a dict with keys 'query' and 'documents'; got {got}. "
-                'Compose it as {"query": RunnablePassthrough(), "documents": retriever} | reranker.'
-            )
+        hint = 'Compose it as {"query": RunnablePassthrough(), "documents": retriever} | reranker.'
+        if not isinstance(value, dict):
+            raise InputTypeError(f"The reranker's input must be a dict {{'query', 'documents'}}; "
+                                 f"got {type(value).__name__}. {hint}")
+        if not {"query", "documents"} <= set(value):
+            raise InputValueError(f"The reranker's input must have keys 'query' and 'documents'; got {sorted(value)}. {hint}")
         return value["documents"], value["query"]
 
     def _rerank(self, value: dict) -> list[Document]:

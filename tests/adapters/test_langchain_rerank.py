@@ -159,9 +159,9 @@ def test_langchain_reranker_is_a_runnable_with_query_and_documents(cross_folder,
     want = reranker.compress_documents(docs, QUERY)
     assert reranker.invoke({"query": QUERY, "documents": docs}) == want
     assert reranker.batch([{"query": QUERY, "documents": docs}] * 2) == [want, want]
-    with pytest.raises(InputValueError, match=r"dict with keys 'query' and 'documents'; got \['docs', 'query'\]"):
+    with pytest.raises(InputValueError, match=r"must have keys 'query' and 'documents'; got \['docs', 'query'\]"):
         reranker.invoke({"query": QUERY, "docs": docs})
-    with pytest.raises(InputValueError, match="got list"):
+    with pytest.raises(InputTypeError, match=r"must be a dict \{'query', 'documents'\}; got list"):
         reranker.invoke(docs)
 
 
