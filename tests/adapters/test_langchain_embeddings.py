@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +191,16 @@ def test_langchain_embeddings_real_model_matches_oracle(model, oracle):
     assert emb.client is model
     np.testing.assert_allclose(emb.embed_documents(TEXTS), oracle.encode_document(TEXTS), atol=1e-5)
     np.testing.assert_allclose(emb.embed_query(TEXTS[0]), oracle.encode_query(TEXTS[0]), atol=1e-5)
+
+
+def test_langchain_missing_dependency_names_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['langchain_core'] = None\n"
+            "import st_plugins.langchain as m\n"
+            "try:\n    m.LangChainEmbeddings\nexcept ImportError as e:\n    print(type(e).__name__, e)")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.startswith("MissingDependencyError `langchain_core` is needed")
+    assert 'pip install "st-plugins[langchain]"' in out.stdout
