@@ -1,0 +1,44 @@
+"""notebooks/chroma.ipynb and examples/chroma_quickstart.py run end to end (real model, real Chroma)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("chromadb")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_notebooks_chroma_executes(monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    notebook = nbformat.read(REPO / "notebooks" / "chroma.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO)}}).execute()
+    text = "\n".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                     for out in cell.get("outputs", []))
+    assert "first run: 7 added; second run: 0 added, 7 already there" in text
+    assert "same results: True" in text and "model loads: [1]" in text
+    assert "`precision` must be 'float32' for Chroma" in text
+    assert "`input[1]` must be a str; got int (3)" in text
+
+
+def test_examples_chroma_quickstart_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    script = [sys.executable, str(REPO / "examples" / "chroma_quickstart.py"), str(tmp_path / "db")]
+    first = subprocess.run(script, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "space: cosine" in first.stdout and "added 9, already present 0, total 9" in first.stdout
+    meal = first.stdout.split("Someone is having a meal.")[1].splitlines()[1]
+    assert meal.endswith("A man is eating food.")
+    assert "same results" in first.stdout
+    second = subprocess.run(script, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0 and "added 0, already present 9, total 9" in second.stdout
