@@ -158,12 +158,14 @@ def test_chroma_embedding_function_reopened_collection_loads_model_once(tmp_path
     monkeypatch.setattr(ChromaEmbeddingFunction, "build_from_config",
                         staticmethod(lambda config: builds.append(1) or original(config)))
     key = cache_key("bi", tiny_folder, device="cpu")
+    before = load_counts().get(key, 0)
     client = chromadb.PersistentClient(path=str(tmp_path))
     client.create_collection("once", embedding_function=ChromaEmbeddingFunction(tiny_folder, device="cpu")).add(
         ids=[str(i) for i in range(len(DOCS))], documents=DOCS)
     reopened = chromadb.PersistentClient(path=str(tmp_path)).get_collection("once")
+    builds.clear()
     for i in range(100):
         assert len(reopened.query(query_texts=[DOCS[i % 4]], n_results=1)["ids"][0]) == 1
     assert len(builds) >= 100  # Chroma rebuilt the function for (at least) every query ...
-    assert load_counts()[key] == 1  # ... and the model was loaded once
+    assert load_counts()[key] - before <= 1  # ... and the model was loaded at most once (0 if already cached)
     assert get_model("bi", tiny_folder, device="cpu") is ChromaEmbeddingFunction(tiny_folder, device="cpu").model
