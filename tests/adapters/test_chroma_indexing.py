@@ -130,7 +130,7 @@ def test_index_documents_killed_midway_then_rerun_has_every_document_once(tmp_pa
     proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL, "the indexing run finished before it could be killed"
 
-    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    rerun = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     _, added, skipped = rerun.stdout.strip().splitlines()[-1].split()
     assert int(skipped) >= 60 and int(added) + int(skipped) == n  # 3+ batches of 20 survived the kill
