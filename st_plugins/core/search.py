@@ -32,7 +32,7 @@ def semantic_search(
         (1, 0.995)
     """
     queries, corpus = to_tensor(query_embeddings), to_tensor(corpus_embeddings)
-    queries = queries.to(corpus.device)
+    queries = queries.to(corpus.device, torch.promote_types(queries.dtype, corpus.dtype))
     results: list[list[tuple[float, int]]] = [[] for _ in range(len(queries))]
     for c_start in range(0, len(corpus), corpus_chunk_size):
         chunk = corpus[c_start : c_start + corpus_chunk_size]

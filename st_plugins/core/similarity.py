@@ -40,6 +40,13 @@ def normalize_embeddings(a: Tensor) -> Tensor:
     return torch.nn.functional.normalize(a, p=2, dim=1)
 
 
+def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Both inputs as tensors of one dtype (float32 queries against a float64 store, say)."""
+    a, b = to_tensor(a), to_tensor(b)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dtype), b.to(device=a.device, dtype=dtype)
+
+
 def cos_sim(a: Any, b: Any) -> Tensor:
     """``res[i][j] = cos(a[i], b[j])``.
 
@@ -47,25 +54,23 @@ def cos_sim(a: Any, b: Any) -> Tensor:
         >>> cos_sim([[1.0, 0.0]], [[1.0, 1.0], [0.0, 2.0]]).tolist()
         [[0.7071067690849304, 0.0]]
     """
-    return normalize_embeddings(to_tensor(a)) @ normalize_embeddings(to_tensor(b)).T
+    a, b = _pair(a, b)
+    return normalize_embeddings(a) @ normalize_embeddings(b).T
 
 
 def dot_score(a: Any, b: Any) -> Tensor:
-    return to_tensor(a) @ to_tensor(b).T
+    a, b = _pair(a, b)
+    return a @ b.T
 
 
 def euclidean_sim(a: Any, b: Any) -> Tensor:
     """Negative euclidean distance."""
-    return -torch.cdist(to_tensor(a), to_tensor(b), p=2.0)
+    return -torch.cdist(*_pair(a, b), p=2.0)
 
 
 def manhattan_sim(a: Any, b: Any) -> Tensor:
     """Negative manhattan distance."""
-    return -torch.cdist(to_tensor(a), to_tensor(b), p=1.0)
-
-
-def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
-    return to_tensor(a), to_tensor(b)
+    return -torch.cdist(*_pair(a, b), p=1.0)
 
 
 def pairwise_cos_sim(a: Any, b: Any) -> Tensor:

@@ -71,3 +71,10 @@ def test_util_similarity_function_names(model):
     assert SimilarityFunction.possible_values() == ["cosine", "dot", "euclidean", "manhattan"]
     with pytest.raises(ValueError, match=r"`similarity_fn_name` must be one of"):
         SimilarityFunction.check("jaccard")
+
+
+def test_util_mixed_float_dtypes_are_promoted(emb):
+    queries, corpus = emb[:3].float(), emb.double().numpy()  # Chroma's get() returns float64
+    hits = util.semantic_search(queries, corpus, top_k=1)
+    assert [h[0]["corpus_id"] for h in hits] == [0, 1, 2]
+    assert util.cos_sim(queries, corpus).dtype == torch.float64
