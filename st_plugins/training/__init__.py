@@ -1,0 +1,43 @@
+"""Fine-tuning for both model kinds: losses, evaluators, a plain-torch trainer and recipes.
+
+Names load lazily (torch is imported on first use), so importing :mod:`st_plugins.training.registry`
+from the core stays light.
+
+Example:
+    >>> from st_plugins.training import Example, TrainingArguments
+    >>> TrainingArguments(epochs=2).epochs
+    2
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Example", "TrainingArguments", "TrainResult", "Trainer",
+    "MultipleNegativesRankingLoss", "CoSENTLoss", "CosineSimilarityLoss",
+    "BinaryCrossEntropyLoss", "CrossEntropyLoss", "MSELoss",
+    "EmbeddingSimilarityEvaluator", "CrossEncoderCorrelationEvaluator", "CrossEncoderRerankingEvaluator",
+    "train_stsb_reranker", "finetune_bi_encoder_cosent",
+]
+
+_HOMES = {
+    "st_plugins.training.trainer": __all__[:4],
+    "st_plugins.training.losses": __all__[4:10],
+    "st_plugins.training.evaluators": __all__[10:13],
+    "st_plugins.training.recipes": __all__[13:],
+}
+_LAZY = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'st_plugins.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

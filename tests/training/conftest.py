@@ -1,0 +1,93 @@
+"""Fixtures for the training tests: tiny bi-encoder and cross-encoder folders, a tiny STS folder."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+WORDS = (["A man", "A woman", "A dog", "The child", "A chef", "Two pilots"],
+         ["is eating", "is reading", "is riding", "is cooking", "is playing"],
+         ["pasta.", "a book.", "a horse.", "bread.", "the guitar.", "in the park."])
+
+
+def _parts(rng: random.Random) -> tuple[str, ...]:
+    return tuple(rng.choice(options) for options in WORDS)
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(_parts(rng)) for _ in range(n)]
+
+
+def sts_rows(n: int, seed: int) -> list[tuple[str, str, float]]:
+    """Pairs scored 0-5 by how many of (subject, verb, object) they share: learnable by a tiny model."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, b = _parts(rng), _parts(rng)
+        rows.append((" ".join(a), " ".join(b), 5.0 * sum(x == y for x, y in zip(a, b)) / 3))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def st_modules():
+    """sentence-transformers' modules, losses and cross-encoder classes (the oracle)."""
+    pytest.importorskip("sentence_transformers")
+    import sentence_transformers.cross_encoder as cross
+    import sentence_transformers.cross_encoder.evaluation as cross_evaluation
+    import sentence_transformers.cross_encoder.losses as cross_losses
+    import sentence_transformers.sentence_transformer.evaluation as evaluation
+    import sentence_transformers.sentence_transformer.losses as losses
+    import sentence_transformers.sentence_transformer.modules as modules
+
+    return {"modules": modules, "losses": losses, "evaluation": evaluation, "cross": cross,
+            "cross_losses": cross_losses, "cross_evaluation": cross_evaluation}
+
+
+@pytest.fixture(scope="session")
+def tiny_bi_dir(tmp_path_factory, tiny_bert_dir, st_modules) -> Path:
+    """A sentence-transformers folder (tiny random BERT + mean pooling) written by sentence-transformers."""
+    import sentence_transformers as st
+    import torch
+
+    torch.manual_seed(0)
+    mods = st_modules["modules"]
+    model = st.SentenceTransformer(modules=[mods.Transformer(str(tiny_bert_dir), max_seq_length=64),
+                                            mods.Pooling(32, pooling_mode="mean")], device="cpu")
+    folder = tmp_path_factory.mktemp("tiny_bi")
+    model.save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_tiny_cross(tmp_path_factory, minilm_path):
+    """``make(num_labels) -> folder``: a tiny random BertForSequenceClassification with MiniLM's tokenizer."""
+    built: dict[int, Path] = {}
+
+    def make(num_labels: int = 1) -> Path:
+        if num_labels not in built:
+            import torch
+            from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+            torch.manual_seed(num_labels)
+            config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, max_position_embeddings=128, num_labels=num_labels,
+                                initializer_range=0.2)
+            folder = tmp_path_factory.mktemp(f"tiny_cross_{num_labels}")
+            BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
+            AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+            built[num_labels] = folder
+        return built[num_labels]
+
+    return make
+
+
+@pytest.fixture()
+def tiny_sts_dir(tmp_path) -> Path:
+    """An STS-benchmark-style folder (tab-separated, score in field 4) with 64/24/24 synthetic pairs."""
+    for split, n, seed in (("train", 64, 0), ("dev", 24, 10), ("test", 24, 20)):
+        lines = [f"main\tsyn\t2024\t{i:04d}\t{s:.3f}\t{a}\t{b}" for i, (a, b, s) in enumerate(sts_rows(n, seed))]
+        (tmp_path / f"sts-{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path

@@ -1,0 +1,52 @@
+"""``st-plugins train-reranker``: arguments, output folder, printed location, the registered name, --quick bar."""
+
+from __future__ import annotations
+
+import pytest
+
+from st_plugins import cli
+from st_plugins.commands import train_reranker
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["train-reranker", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_reranker_is_registered_with_the_cli():
+    parser = cli.build_parser()
+    args = parser.parse_args(["train-reranker", "--data", "d", "--out", "o", "--quick"])
+    assert (args.data, args.out, args.quick, args.epochs, args.base_model) == ("d", "o", True, 4, "all-MiniLM-L6-v2")
+    assert train_reranker.NAME == "train-reranker"
+
+
+def test_train_reranker_default_out_is_st_plugins_home_and_short_name_loads(tiny_sts_dir, tiny_bi_dir, tmp_path,
+                                                                            monkeypatch, capsys):
+    from st_plugins.core.cross_encoder import CrossEncoder
+    from st_plugins.training import registry
+
+    monkeypatch.setenv("ST_PLUGINS_HOME", str(tmp_path / "home"))
+    assert registry.locate_stsb_reranker() is None
+    code, out, _ = _run(capsys, "--data", str(tiny_sts_dir), "--base-model", str(tiny_bi_dir), "--epochs", "1",
+                        "--lr", "1e-3", "--no-progress")
+    folder = tmp_path / "home" / "stsb-reranker"
+    assert code == 0
+    assert f"Saved the reranker to {folder}" in out and "CrossEncoder('st-plugins/stsb-reranker')" in out
+    assert registry.locate_stsb_reranker() == folder
+    pairs = [("A man is eating pasta.", "A man is eating food.")]
+    assert CrossEncoder(registry.STSB_RERANKER, device="cpu").predict(pairs) == pytest.approx(
+        CrossEncoder(str(folder), device="cpu").predict(pairs), abs=0)
+
+
+def test_train_reranker_quick_fails_below_its_bar(tiny_sts_dir, tiny_bi_dir, tmp_path, capsys):
+    code, out, err = _run(capsys, "--data", str(tiny_sts_dir), "--out", str(tmp_path / "q"), "--base-model",
+                          str(tiny_bi_dir), "--quick", "--no-progress")
+    assert code == 1  # a random tiny model cannot reach the bar
+    assert f"< {train_reranker.QUICK_MIN_SPEARMAN}" in err and "Saved the reranker to" in out
+
+
+def test_train_reranker_missing_data_is_a_one_line_error(tmp_path, capsys):
+    code, _, err = _run(capsys, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert err.startswith("st-plugins train-reranker: error: `data` folder") and err.count("\n") == 1
