@@ -13,7 +13,7 @@ from st_plugins.core.cache import get_model
 from st_plugins.core.validation import check_positive_int
 from st_plugins.errors import InputValueError
 from st_plugins.sklearn._embedding import check_bool, check_model
-from st_plugins.sklearn._inputs import record_input_features, pairs_from_X
+from st_plugins.sklearn._inputs import pairs_from_X, record_input_features
 from st_plugins.sklearn._tuning import (
     best_threshold, check_threshold_and_epochs, check_y, fine_tune, is_binary, register_trained_models, spearman,
 )

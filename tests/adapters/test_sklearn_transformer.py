@@ -239,3 +239,15 @@ def test_sklearn_transformer_clones_share_one_load():
     for normalize in (False, True, False):
         clone(EmbeddingTransformer(model=str(_tiny_folder()), device="cpu", normalize_embeddings=normalize)).fit(TEXTS)
     assert load_counts()[key] - before == (0 if before else 1)
+
+
+def test_sklearn_transformer_missing_sklearn_names_the_extra(monkeypatch):
+    import importlib
+
+    from st_plugins.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if scikit-learn were not installed
+    for name in [m for m in sys.modules if m == "st_plugins.sklearn" or m.startswith("st_plugins.sklearn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(MissingDependencyError, match=r'pip install "st-plugins\[sklearn\]"'):
+        importlib.import_module("st_plugins.sklearn")
