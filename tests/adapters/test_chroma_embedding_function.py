@@ -26,7 +26,9 @@ def tiny_folder(make_st_folder):
 
 @pytest.fixture()
 def client():
-    return chromadb.EphemeralClient()
+    # Chroma keeps one in-process ephemeral system per settings: use the same settings as the
+    # LangChain tests, or whichever runs second fails with "already exists with different settings".
+    return chromadb.EphemeralClient(settings=chromadb.config.Settings(anonymized_telemetry=False))
 
 
 def _unique(name: str) -> str:
