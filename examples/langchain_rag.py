@@ -1,6 +1,6 @@
 """Retrieval with reranking feeding a prompt, on LangChain, with st_plugins models.
 
-    python examples/langchain_rag.py                     # answer three questions over a small corpus
+    python examples/langchain_rag.py                     # three queries over a small corpus
     python examples/langchain_rag.py --evaluate 300      # + MRR@10 on the first 300 STS-test pairs
     python examples/langchain_rag.py --evaluate          # + MRR@10 on all of STS-test (slower)
     python examples/langchain_rag.py --store memory --reranker path/to/cross-encoder
@@ -42,10 +42,11 @@ CORPUS = [
     "A plane is taking off from the airport.", "A boy kicks a football into the goal.",
     "An old man is reading a newspaper.", "A horse jumps over a wooden fence.",
 ]
-QUESTIONS = ["Who is making music?", "What is the animal in the field doing?", "Is anyone preparing food?"]
+# Statements, as in STS (the STS reranker scores similarity of meaning, not question answering).
+QUERIES = ["A person is playing music.", "An animal is running outside.", "Someone is preparing food."]
 PROMPT = ChatPromptTemplate.from_messages([
-    ("system", "Answer the question from the context only."),
-    ("human", "Context:\n{context}\n\nQuestion: {question}"),
+    ("system", "Answer from the context only."),
+    ("human", "Context:\n{context}\n\nQuery: {query}"),
 ])
 
 
@@ -84,10 +85,10 @@ def make_scorer(name: str, embeddings: LangChainEmbeddings) -> BaseCrossEncoder:
 
 
 def rag_chain(retriever, reranker: CrossEncoderReranker):
-    """question -> retrieve -> rerank -> prompt -> (fake) chat model -> text."""
+    """query -> retrieve -> rerank -> prompt -> (fake) chat model -> text."""
     reranked = {"query": RunnablePassthrough(), "documents": retriever} | reranker
     context = reranked | (lambda docs: "\n".join(f"- {d.page_content}" for d in docs))
-    return {"context": context, "question": RunnablePassthrough()} | PROMPT | ParrotFakeChatModel() | StrOutputParser()
+    return {"context": context, "query": RunnablePassthrough()} | PROMPT | ParrotFakeChatModel() | StrOutputParser()
 
 
 def mrr_at_10(results: list[list], relevant: list[str]) -> float:
@@ -127,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     retriever = make_store(args.store, CORPUS, embeddings).as_retriever(search_kwargs={"k": 20})
     scorer = make_scorer(args.reranker, embeddings)
     chain = rag_chain(retriever, CrossEncoderReranker(model=scorer, top_n=3))
-    for question in QUESTIONS:
-        print(f"\n=== {question}\n(fake chat model: the answer is the prompt it received)\n{chain.invoke(question)}")
+    for query in QUERIES:
+        print(f"\n=== {query}\n(fake chat model: the answer is the prompt it received)\n{chain.invoke(query)}")
     if args.evaluate is not None:
         evaluate(args.evaluate, args.store, embeddings, scorer)
     return 0

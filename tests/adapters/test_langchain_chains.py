@@ -215,7 +215,11 @@ def test_langchain_chain_sts_rerank_mechanics_with_tiny_model(sts_stores, sts_re
         ccr, lcel = rerank_both_ways(store, reranker, queries)
         assert ccr == lcel
         assert_reranked(sts_retrieved[name], ccr, TOP)
-        print(f"\n{name}: MRR@10 after reranking with a random tiny cross-encoder: {mrr_at_10(ccr, relevant):.3f}")
+        mrr = mrr_at_10(ccr, relevant)
+        print(f"\n{name}: MRR@10 after reranking with a random tiny cross-encoder: {mrr:.3f}")
+        # The random scorer's order is really used: it shuffles the 20 hits to about chance level
+        # (one relevant among 20 in random order: H(10)/20 = 0.146), far below retrieval's 0.87.
+        assert mrr < 0.4
 
 
 @pytest.fixture(scope="module")
@@ -241,5 +245,8 @@ def test_langchain_chain_sts_rerank_with_trained_reranker(sts_stores, sts_retrie
         assert_reranked(sts_retrieved[name], ccr, TOP)
         after[name] = mrr_at_10(ccr, relevant)
     print(f"\nSTS-test MRR@10, retrieval alone {before}, with the trained reranker {after}")
-    assert after["memory"] > 0.8
+    # Far above chance (0.146). Measured with a `train-reranker --quick` model (STS test Spearman 0.725):
+    # 0.831 on both stores, below MiniLM retrieval alone (0.874): an STS regressor is not automatically
+    # a better ranker of near-paraphrases than the bi-encoder it was trained from.
+    assert after["memory"] > 0.75
     assert abs(after["chroma"] - after["memory"]) < 0.01
