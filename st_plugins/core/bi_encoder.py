@@ -12,6 +12,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from st_plugins.core import batching
+from st_plugins.core.backends import check_backend
+from st_plugins.core.backends.dispatch import FastPath, probe_batches
 from st_plugins.core.backbone import default_device, load_tokenizer, load_transformer
 from st_plugins.core.heads import Dense, Normalize
 from st_plugins.core.pooling import pool
@@ -26,6 +28,7 @@ __all__ = ["SentenceTransformer", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
+_FEATURE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class SentenceTransformer(nn.Module):
@@ -45,6 +48,10 @@ class SentenceTransformer(nn.Module):
         truncate_dim: Keep only the first ``truncate_dim`` dimensions (Matryoshka models).
         model_kwargs: ``dtype`` (``"float32"``, ``"bfloat16"``, ...) and ``attn_implementation``.
         allow_pickle: Accept ``pytorch_model.bin`` checkpoints (unsafe; off by default).
+        backend: How :meth:`encode` runs the transformer: ``"auto"`` (default: the exact ONNX Runtime
+            path when available on CPU, else torch), ``"torch"``, ``"onnx"`` (exact, CPU), ``"bf16"``
+            (torch bfloat16 autocast) or ``"int8"`` (CPU). See :mod:`st_plugins.core.backends`.
+            Training (``model(features)``) always runs torch.
 
     Example:
         >>> model = SentenceTransformer("all-MiniLM-L6-v2", device="cpu")
@@ -69,8 +76,10 @@ class SentenceTransformer(nn.Module):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         allow_pickle: bool = False,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        check_backend(backend)
         root = resolve_model_path(
             model_name_or_path if model_name_or_path is not None else DEFAULT_MODEL,
             cache_folder=cache_folder, revision=revision, local_files_only=local_files_only, token=token,
@@ -102,6 +111,7 @@ class SentenceTransformer(nn.Module):
         self.quantization_ranges: np.ndarray | None = None
         self._prompt_lengths: dict[str, int] = {}
         self.to(device or default_device())
+        self._fast = FastPath(backend, "bi", self.spec.root, self.device)
         self.eval()
 
     # ----------------------------------------------------------------- properties
@@ -120,6 +130,15 @@ class SentenceTransformer(nn.Module):
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         self._max_seq_length = check_positive_int(value, "max_seq_length")
+
+    @property
+    def backend(self) -> str:
+        """The inference backend of :meth:`encode` (settable; see :mod:`st_plugins.core.backends`)."""
+        return self._fast.backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._fast = FastPath(value, "bi", self.spec.root, self.device)
 
     @property
     def device(self) -> torch.device:
@@ -178,8 +197,10 @@ class SentenceTransformer(nn.Module):
 
     def forward(self, features: dict[str, Any]) -> dict[str, Tensor]:
         """Token embeddings -> pooling -> Dense/Normalize heads, in the folder's module order."""
-        inputs = {k: features[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in features}
-        tokens = self.auto_model(**inputs, return_dict=True).last_hidden_state
+        inputs = {k: features[k] for k in _FEATURE_KEYS if k in features}
+        return self._pool_and_heads(features, self.auto_model(**inputs, return_dict=True).last_hidden_state)
+
+    def _pool_and_heads(self, features: dict[str, Any], tokens: Tensor) -> dict[str, Tensor]:
         out = dict(features, token_embeddings=tokens)
         include = self.spec.pooling.include_prompt
         prompt_length = None if include else features.get("prompt_length")
@@ -226,14 +247,19 @@ class SentenceTransformer(nn.Module):
 
     def _run_batches(self, enc: dict, order: np.ndarray, batch_size: int, prompt_length: int | None,
                      output_value: str | None, device: torch.device, results: list[Any], bar: Any) -> None:
-        for idx, feats in batching.padded_batches(self.tokenizer, enc, order, batch_size):
+        batches = batching.padded_batches(self.tokenizer, enc, order, batch_size)
+        fast = self._fast.runner(self.auto_model, device, self._probe_batches, _FEATURE_KEYS)
+        for idx, feats, tokens in fast.stream(batches) if fast else ((i, f, None) for i, f in batches):
             feats = {k: v.to(device) for k, v in feats.items()}
             if prompt_length is not None:
                 feats["prompt_length"] = prompt_length
-            out = self.forward(feats)
+            out = self.forward(feats) if tokens is None else self._pool_and_heads(feats, torch.as_tensor(tokens, device=device))
             for row, i in enumerate(idx):
                 results[i] = self._pick(out, row, output_value)
             bar.update(len(idx))
+
+    def _probe_batches(self) -> list[dict[str, np.ndarray]]:
+        return probe_batches(self.tokenizer, self.max_seq_length)
 
     @staticmethod
     def _pick(out: dict[str, Tensor], row: int, output_value: str | None) -> Any:

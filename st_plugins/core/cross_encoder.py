@@ -20,10 +20,15 @@ from tqdm.auto import tqdm
 from st_plugins.core import batching
 from st_plugins.core import cross_folder as cf
 from st_plugins.core.backbone import default_device, load_transformer
+from st_plugins.core.backends import check_backend
+from st_plugins.core.backends.dispatch import FastPath, probe_batches
 from st_plugins.core.validation import as_pair_list, as_text_list, check_positive_int
 from st_plugins.errors import InputTypeError, InputValueError
 
 __all__ = ["CrossEncoder"]
+
+_BACKENDS = ("auto", "torch", "onnx", "bf16")  # int8 is a bi-encoder path only
+
 
 class CrossEncoder(nn.Module):
     """Score (query, document) pairs; drop-in for ``sentence_transformers.CrossEncoder``.
@@ -44,6 +49,8 @@ class CrossEncoder(nn.Module):
         tokenizer_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
         config_kwargs: Passed to ``AutoConfig.from_pretrained`` (e.g. ``classifier_dropout``).
         allow_pickle: Accept ``pytorch_model.bin`` checkpoints (unsafe; off by default).
+        backend: How :meth:`predict` runs: ``"auto"`` (default: the exact ONNX Runtime path when available on
+            CPU, else torch), ``"torch"``, ``"onnx"`` (exact, CPU) or ``"bf16"``. See :mod:`st_plugins.core.backends`.
 
     Training hooks (used by ``st_plugins.training``): ``features = model.tokenize_pairs(pairs)`` gives
     padded CPU tensors (truncated to :attr:`max_length`, input order kept) and
@@ -77,8 +84,10 @@ class CrossEncoder(nn.Module):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         allow_pickle: bool = False,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        check_backend(backend, _BACKENDS)
         for value, name in ((num_labels, "num_labels"), (max_length, "max_length")):
             if value is not None:
                 check_positive_int(value, name)
@@ -98,6 +107,7 @@ class CrossEncoder(nn.Module):
             delattr(self.model.config, cf.LEGACY_ACTIVATION_KEY)
         self._forward_keys = cf.model_input_keys(self.model)
         self.to(device or default_device())
+        self._fast = FastPath(backend, "cross", root, self.device, _BACKENDS)
         self.eval()
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -126,6 +136,18 @@ class CrossEncoder(nn.Module):
     def config(self):
         """The transformers config (``config.id2label`` names the labels)."""
         return self.model.config
+
+    @property
+    def backend(self) -> str:
+        """The inference backend of :meth:`predict` / :meth:`rank` (settable; see :mod:`st_plugins.core.backends`)."""
+        return self._fast.backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._fast = FastPath(value, "cross", self._fast.root, self.device, _BACKENDS)
+
+    def _probe_batches(self) -> list[dict[str, np.ndarray]]:
+        return probe_batches(self.tokenizer, self.max_length, pairs=True)
 
     @property
     def device(self) -> torch.device:
@@ -159,8 +181,10 @@ class CrossEncoder(nn.Module):
         self.eval()
         try:
             with tqdm(total=len(pairs), desc="Batches", disable=not show, unit="pair") as bar:
-                for idx, feats in batching.padded_batches(self.tokenizer, enc, batching.length_order(enc), batch_size):
-                    logits = self.logits(feats)
+                batches = batching.padded_batches(self.tokenizer, enc, batching.length_order(enc), batch_size)
+                fast = self._fast.runner(self.model, self.device, self._probe_batches, self._forward_keys)
+                for idx, feats, out in fast.stream(batches) if fast else ((i, f, None) for i, f in batches):
+                    logits = self.logits(feats) if out is None else torch.as_tensor(out, device=self.device).float()
                     scores = fn(logits) if fn is not None else logits
                     if self.num_labels == 1 and scores.ndim > 1:
                         scores = scores.squeeze(-1)

@@ -1,0 +1,44 @@
+"""Fast CPU inference paths, chosen with ``backend=`` and guarded by accuracy.
+
+=========  ============================================================================  =====================
+backend    what runs                                                                     guarantee (vs torch fp32)
+=========  ============================================================================  =====================
+``auto``   ``onnx`` when onnxruntime + onnx are installed, the model is on the CPU in    as ``onnx`` / exact
+           float32 eval mode and its weights are the folder's; else ``torch`` (default)
+``torch``  the model's own torch forward                                                 the reference
+``onnx``   ONNX Runtime, fp32, fused graph, batches padded per token-sorted batch        max diff <= 1e-5
+``bf16``   torch under ``autocast(bfloat16)`` (matmuls bf16, norms/softmax fp32)        min cosine >= 0.9999
+``int8``   ONNX Runtime, smoothed int8 matmuls, FFN down-projections fp32                min cosine >= 0.99
+=========  ============================================================================  =====================
+
+Exported graphs are cached on disk by model content hash and library version (:mod:`.store`), so the
+one-time export (seconds) is paid once per machine. :mod:`.lean` runs a cached graph with
+onnxruntime + tokenizers + numpy only (no torch, no transformers). Importing this package is light.
+"""
+
+from __future__ import annotations
+
+from st_plugins.errors import InputValueError
+
+__all__ = ["BACKENDS", "ALIASES", "check_backend"]
+
+BACKENDS = ("auto", "torch", "onnx", "bf16", "int8")
+ALIASES = {"bfloat16": "bf16", "onnx-bf16": "bf16", "fp32": "onnx", "onnx-fp32": "onnx", "onnx-int8": "int8",
+           "qint8": "int8", "pytorch": "torch"}
+
+
+def check_backend(value: object, allowed: tuple[str, ...] = BACKENDS) -> str:
+    """Return the canonical backend name, or raise naming what is allowed.
+
+    Example:
+        >>> check_backend("bfloat16")
+        'bf16'
+        >>> check_backend("fast")
+        Traceback (most recent call last):
+        ...
+        st_plugins.errors.InputValueError: `backend` must be one of ('auto', 'torch', 'onnx', 'bf16', 'int8'); got 'fast'.
+    """
+    name = ALIASES.get(value, value) if isinstance(value, str) else value
+    if name not in allowed:
+        raise InputValueError(f"`backend` must be one of {allowed}; got {value!r}.")
+    return name

@@ -1,0 +1,162 @@
+"""torch -> ONNX: export a transformers model with dynamic batch and sequence axes, fuse, verify.
+
+The graph takes the tokenizer's features (``input_ids``, ``attention_mask`` and ``token_type_ids`` when
+the tokenizer makes them) padded per batch, and returns ``token_embeddings`` (bi-encoders) or
+``logits`` (cross-encoders). Nothing is padded to a fixed length. Every artifact is checked against
+the torch model on probe batches before it is published; a fused graph that does not match is
+dropped for the plain one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["export_fp32", "export_plain", "describe", "torch_reference", "compare", "EXACT_TOLERANCE"]
+
+OPSET = 17
+EXACT_TOLERANCE = 1e-4  # max |onnx - torch| on token embeddings / logits, relative to max(1, |torch|)
+_FUSABLE = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "mpnet": "bert"}
+
+
+class _Wrapper:
+    """Positional-argument module around a transformers model, returning one tensor."""
+
+    @staticmethod
+    def build(model: Any, names: tuple[str, ...], output: str):
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, *args):
+                out = self.model(**dict(zip(names, args)), return_dict=True)
+                return out.last_hidden_state if output == "token_embeddings" else out.logits
+
+        return Wrapped().eval()
+
+
+def torch_reference(model: Any, feeds: dict[str, np.ndarray], output: str) -> np.ndarray:
+    """The torch model's float32 output for numpy ``feeds`` (the artifact's reference)."""
+    import torch
+
+    with torch.inference_mode():
+        out = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}, return_dict=True)
+        tensor = out.last_hidden_state if output == "token_embeddings" else out.logits
+    return tensor.float().numpy()
+
+
+def compare(got: np.ndarray, ref: np.ndarray, mask: np.ndarray | None) -> float:
+    """Max absolute difference (masked positions only for token outputs), relative to ``max(1, |ref|)``."""
+    diff = np.abs(got - ref)
+    if mask is not None and diff.ndim == 3:
+        diff = diff * mask[..., None]
+    return float(diff.max() / max(1.0, float(np.abs(ref).max())))
+
+
+def _export(model: Any, probe: dict[str, np.ndarray], output: str, path: Path) -> None:
+    import torch
+
+    names = tuple(probe)
+    work = copy.deepcopy(model).float().eval()
+    if hasattr(work, "set_attn_implementation"):
+        try:
+            work.set_attn_implementation("eager")  # the pattern ONNX Runtime's fusions recognise
+        except (ValueError, AttributeError):
+            pass
+    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
+    dynamic[output] = {0: "batch", 1: "sequence"} if output == "token_embeddings" else {0: "batch"}
+    args = tuple(torch.from_numpy(probe[n]) for n in names)
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Wrapper.build(work, names, output), args, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=list(names), output_names=[output], dynamic_axes=dynamic,
+                          do_constant_folding=True, external_data=False)
+
+
+def _fuse(model: Any, src: Path, dst: Path) -> bool:
+    kind = _FUSABLE.get(getattr(model.config, "model_type", ""))
+    heads, hidden = getattr(model.config, "num_attention_heads", 0), getattr(model.config, "hidden_size", 0)
+    if kind is None or not heads or not hidden:
+        return False
+    try:
+        from onnxruntime.transformers import optimizer
+
+        logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+        fused = optimizer.optimize_model(str(src), model_type=kind, num_heads=heads, hidden_size=hidden, opt_level=0)
+        fused.save_model_to_file(str(dst))
+        return True
+    except Exception:  # noqa: BLE001 - fusion is an optimisation; the plain graph is kept
+        return False
+
+
+def _max_error(path: Path, model: Any, probes: list[dict[str, np.ndarray]], output: str) -> float:
+    from st_plugins.core.backends.ort import make_session
+
+    session = make_session(path, threads=1)
+    names = [i.name for i in session.get_inputs()]
+    worst = 0.0
+    for feeds in probes:
+        got = session.run(None, {k: feeds[k] for k in names})[0]
+        worst = max(worst, compare(got, torch_reference(model, feeds, output), feeds.get("attention_mask")))
+    return worst
+
+
+def export_plain(model: Any, probes: list[dict[str, np.ndarray]], path: Path, output: str) -> float:
+    """Export the unfused fp32 graph to ``path`` and return its verified max error.
+
+    Raises:
+        RuntimeError: The exported graph does not match the torch model within :data:`EXACT_TOLERANCE`.
+    """
+    _export(model, probes[0], output, path)
+    error = _max_error(path, model, probes, output)
+    if error > EXACT_TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise RuntimeError(f"The ONNX export differs from torch by {error:.2e} (> {EXACT_TOLERANCE}); not used.")
+    return error
+
+
+def export_fp32(model: Any, probes: list[dict[str, np.ndarray]], folder: Path, output: str,
+                fuse: bool = True) -> dict[str, Any]:
+    """Write ``folder/model.onnx``: the fp32 graph, fused when the fused graph still matches torch.
+
+    Args:
+        model: A transformers model in float32 (``AutoModel`` or ``AutoModelForSequenceClassification``).
+        probes: Padded numpy feature batches; the first is traced, all are used to verify.
+        folder: Output folder.
+        output: ``"token_embeddings"`` or ``"logits"``.
+        fuse: Try ONNX Runtime's transformer fusions (kept only when they match torch).
+
+    Returns:
+        Metadata: ``inputs``, ``output``, ``fused``, ``max_error``, versions.
+
+    Raises:
+        RuntimeError: The exported graph does not match the torch model within :data:`EXACT_TOLERANCE`.
+    """
+    plain, target = folder / "plain.onnx", folder / "model.onnx"
+    error = export_plain(model, probes, plain, output)
+    fused = fuse and _fuse(model, plain, target)
+    if fused:
+        fused_error = _max_error(target, model, probes, output)
+        fused = fused_error <= EXACT_TOLERANCE
+        error = fused_error if fused else error
+    if fused:
+        plain.unlink()
+    else:
+        plain.replace(target)
+    return {**describe(model, probes, output), "fused": bool(fused), "max_error": error}
+
+
+def describe(model: Any, probes: list[dict[str, np.ndarray]], output: str) -> dict[str, Any]:
+    """Metadata common to every artifact."""
+    import torch
+
+    return {"inputs": list(probes[0]), "output": output, "opset": OPSET, "torch": torch.__version__,
+            "model_type": getattr(model.config, "model_type", None)}
