@@ -109,6 +109,7 @@ class SentenceTransformer(nn.Module):
         self.truncate_dim = None
         self.truncate_dim = self._check_truncate_dim(truncate_dim)
         self.quantization_ranges: np.ndarray | None = None
+        self._builtin_ranges: dict[tuple, np.ndarray] = {}
         self._prompt_lengths: dict[str, int] = {}
         self.to(device or default_device())
         self._fast = FastPath(backend, "bi", self.spec.root, self.device)
@@ -356,24 +357,34 @@ class SentenceTransformer(nn.Module):
         array = emb.cpu().numpy()
         if precision.endswith("int8") and ranges is None:
             ranges = self.quantization_ranges
-            if ranges is None and len(array) < 2:
-                ranges = self.calibrate_quantization(prompt=prompt, normalize_embeddings=normalize)
+            if ranges is None and len(array) < 2:  # one vector cannot calibrate itself
+                key = (prompt, normalize)
+                if key not in self._builtin_ranges:
+                    self._builtin_ranges[key] = self.calibrate_quantization(
+                        prompt=prompt, normalize_embeddings=normalize, store=False)
+                ranges = self._builtin_ranges[key]
             if ranges is not None:
                 ranges = np.asarray(ranges)[:, : array.shape[1]]
         return quantize_embeddings(array, precision, ranges=ranges)
 
     def calibrate_quantization(self, sentences: list[str] | None = None, prompt: str | None = None,
-                               normalize_embeddings: bool = False) -> np.ndarray:
-        """Compute and store int8/uint8 ranges from ``sentences`` (default: a built-in calibration set).
+                               normalize_embeddings: bool = False, store: bool = True) -> np.ndarray:
+        """Compute int8/uint8 ranges from ``sentences`` (default: a built-in calibration set).
+
+        With ``store=True`` they become :attr:`quantization_ranges`, used by every later int8/uint8
+        :meth:`encode` without ``ranges=``. Without stored ranges, a batch calibrates on itself (as
+        sentence-transformers does) and a single input uses the built-in set.
 
         Returns:
-            The ranges, shape ``(2, dim)``, also kept in :attr:`quantization_ranges`.
+            The ranges, shape ``(2, dim)``.
         """
         from st_plugins.core.calibration import CALIBRATION_SENTENCES
 
         emb = self.encode(sentences or CALIBRATION_SENTENCES, prompt=prompt, normalize_embeddings=normalize_embeddings)
-        self.quantization_ranges = quantization_ranges(emb)
-        return self.quantization_ranges
+        ranges = quantization_ranges(emb)
+        if store:
+            self.quantization_ranges = ranges
+        return ranges
 
     def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
                      **kwargs: Any) -> Any:

@@ -68,14 +68,28 @@ def test_bi_encoder_input_order_kept_and_single_is_1d(model):
 def test_bi_encoder_int8_single_input_uses_calibration(model):
     one = model.encode("A single query", precision="int8")
     assert one.dtype == np.int8 and one.shape == (384,)
-    ranges = model.quantization_ranges
-    assert ranges is not None and ranges.shape == (2, 384)
+    assert model.quantization_ranges is None  # the built-in calibration does not change batch behaviour
     from st_plugins.util import quantize_embeddings
 
-    expected = quantize_embeddings(model.encode(["A single query"]), "int8", ranges=ranges)[0]
-    assert np.array_equal(one, expected)
+    builtin = model.calibrate_quantization(store=False)
+    assert builtin.shape == (2, 384)
+    assert np.array_equal(one, quantize_embeddings(model.encode(["A single query"]), "int8", ranges=builtin)[0])
+    ranges = np.vstack([np.full(384, -0.2, np.float32), np.full(384, 0.2, np.float32)])
     explicit = model.encode("A single query", precision="uint8", ranges=ranges)
-    assert explicit.dtype == np.uint8
+    assert np.array_equal(explicit, quantize_embeddings(model.encode(["A single query"]), "uint8", ranges=ranges)[0])
+
+
+def test_bi_encoder_stored_calibration_ranges_apply_to_batches(tiny_bert_dir):
+    from st_plugins import SentenceTransformer
+    from st_plugins.util import quantize_embeddings
+
+    model = SentenceTransformer(str(tiny_bert_dir), device="cpu")
+    texts = ["one text", "another text", "a third one"]
+    own = model.encode(texts, precision="int8")
+    assert np.array_equal(own, quantize_embeddings(model.encode(texts), "int8"))  # batch calibrates itself
+    ranges = model.calibrate_quantization(["calibrate on this", "and on this", "and this too"])
+    assert model.quantization_ranges is ranges
+    assert np.array_equal(model.encode(texts, precision="int8"), quantize_embeddings(model.encode(texts), "int8", ranges=ranges))
 
 
 def test_bi_encoder_encode_runs_in_eval_mode_and_restores_training_flag(tiny_bert_dir):
