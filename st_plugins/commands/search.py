@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import textwrap
 from typing import Any
 
@@ -65,10 +64,6 @@ def _similarity(distance: float, space: str) -> float:
 
 def load_reranker(device: str | None = None) -> Any:
     """The trained STS cross-encoder, or :class:`ModelNotFoundError` saying how to make it."""
-    try:
-        importlib.import_module("st_plugins.training.registry")  # registers the reranker's short name
-    except ModuleNotFoundError:
-        pass
     from st_plugins.core.cache import get_model
 
     try:

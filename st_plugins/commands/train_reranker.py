@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from st_plugins.training.recipes import train_stsb_reranker
-    from st_plugins.training.registry import STSB_RERANKER, stsb_reranker_dir
+    from st_plugins.core.home import STSB_RERANKER, stsb_reranker_dir
 
     if args.threads is not None:
         import torch

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from st_plugins.core.home import STSB_RERANKER, locate_stsb_reranker
 from st_plugins.errors import InputTypeError, ModelNotFoundError
 
 __all__ = ["register_model", "registered_models", "resolve_model_path"]
@@ -52,6 +53,7 @@ def registered_models() -> list[str]:
 
 register_model("all-MiniLM-L6-v2", _packaged_minilm)
 register_model("sentence-transformers/all-MiniLM-L6-v2", _packaged_minilm)
+register_model(STSB_RERANKER, locate_stsb_reranker)  # made by `st-plugins train-reranker`
 
 
 def _offline() -> bool:

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, InstanceOf, PrivateAttr
 from st_plugins.core.cache import get_model
 from st_plugins.core.cross_encoder import CrossEncoder
 from st_plugins.core.validation import as_pair_list
-import st_plugins.training.registry  # noqa: F401  (light; registers the name "st-plugins/stsb-reranker")
 from st_plugins.errors import InputValueError
 
 __all__ = ["LangChainCrossEncoder"]

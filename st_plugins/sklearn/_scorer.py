@@ -15,7 +15,7 @@ from st_plugins.errors import InputValueError
 from st_plugins.sklearn._embedding import check_bool, check_model
 from st_plugins.sklearn._inputs import pairs_from_X, record_input_features
 from st_plugins.sklearn._tuning import (
-    best_threshold, check_threshold_and_epochs, check_y, fine_tune, is_binary, register_trained_models, spearman,
+    best_threshold, check_threshold_and_epochs, check_y, fine_tune, is_binary, spearman,
 )
 
 __all__ = ["CrossEncoderScorer"]
@@ -79,7 +79,6 @@ class CrossEncoderScorer(BaseEstimator):
         self._run = {"batch_size": check_positive_int(self.batch_size, "batch_size"),
                      "show_progress_bar": check_bool(self.show_progress_bar, "show_progress_bar")}
         name = check_model(self.model)
-        register_trained_models()
         if self.epochs > 0:
             name = fine_tune(get_model("cross", name, device=self.device), pairs, y, self)
         self._load = {"model": name, "device": self.device}

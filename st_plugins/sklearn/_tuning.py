@@ -4,7 +4,6 @@ Spearman's rho, and fine-tuning handed to :mod:`st_plugins.training` (no trainin
 from __future__ import annotations
 
 import copy
-import importlib
 import numbers
 import os
 import tempfile
@@ -14,15 +13,7 @@ import numpy as np
 
 from st_plugins.errors import InputTypeError, InputValueError
 
-__all__ = ["register_trained_models", "check_threshold_and_epochs", "check_y", "is_binary", "best_threshold", "spearman", "fine_tune"]
-
-
-def register_trained_models() -> None:
-    """Make the short name ``"st-plugins/stsb-reranker"`` resolvable (a light import; skipped if absent)."""
-    try:
-        importlib.import_module("st_plugins.training.registry")
-    except ImportError:
-        pass
+__all__ = ["check_threshold_and_epochs", "check_y", "is_binary", "best_threshold", "spearman", "fine_tune"]
 
 
 def check_threshold_and_epochs(threshold: Any, epochs: Any) -> None:

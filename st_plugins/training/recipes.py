@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from st_plugins.data import StsPair, data_dir, read_sts
-from st_plugins.training.registry import stsb_reranker_dir
+from st_plugins.core.home import stsb_reranker_dir
 
 __all__ = ["RecipeResult", "sts_examples", "read_sts_folder", "train_stsb_reranker", "finetune_bi_encoder_cosent"]
 

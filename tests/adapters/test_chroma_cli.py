@@ -95,7 +95,7 @@ def test_cli_search_rerank_orders_by_cross_encoder(docs_db, capsys, monkeypatch,
 
     from st_plugins.core import resolve
 
-    importlib.import_module("st_plugins.training.registry")  # register first, then stand in for it
+    importlib.import_module("st_plugins.core.home")  # register first, then stand in for it
     monkeypatch.setitem(resolve._REGISTRY, RERANKER, lambda: tiny_reranker_dir)
     code, plain, _ = _search(capsys, docs_db, "rerank search results", "-k", "20")
     code_r, reranked, out = _search(capsys, docs_db, "rerank search results", "--rerank", "-k", "3", "--candidates", "20")

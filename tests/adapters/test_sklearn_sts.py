@@ -23,7 +23,7 @@ RERANKER = "st-plugins/stsb-reranker"
 
 @pytest.fixture(scope="module")
 def reranker():
-    registry = pytest.importorskip("st_plugins.training.registry", reason="st_plugins.training is not available")
+    registry = pytest.importorskip("st_plugins.core.home")
     if registry.locate_stsb_reranker() is None:
         pytest.skip(f"the trained STS reranker is absent from {registry.stsb_reranker_dir()}; "
                     "run `st-plugins train-reranker` first (ST_PLUGINS_HOME chooses the folder)")

@@ -1,7 +1,7 @@
 """Where trained models live, and the short name ``"st-plugins/stsb-reranker"``.
 
-Importing this module registers the name with :func:`st_plugins.core.resolve.register_model`;
-it imports nothing heavy (no torch, no numpy), so the core can import it at start-up.
+:mod:`st_plugins.core.resolve` registers the name at import, so every loader knows it; this module
+imports nothing heavy (no torch, no numpy).
 The folder is ``$ST_PLUGINS_HOME/stsb-reranker`` when ``ST_PLUGINS_HOME`` is set, else
 ``stsb-reranker`` in the user cache dir (``$XDG_CACHE_HOME/st_plugins``, ``~/.cache/st_plugins``,
 or ``%LOCALAPPDATA%\\st_plugins`` on Windows).
@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
-from st_plugins.core.resolve import register_model
 
 __all__ = ["STSB_RERANKER", "home_dir", "stsb_reranker_dir", "locate_stsb_reranker"]
 
@@ -46,5 +44,3 @@ def locate_stsb_reranker() -> Path | None:
     folder = stsb_reranker_dir()
     return folder if (folder / "config.json").is_file() else None
 
-
-register_model(STSB_RERANKER, locate_stsb_reranker)
