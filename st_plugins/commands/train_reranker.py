@@ -20,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "e.g. ~/.cache/st_plugins/stsb-reranker; that one loads as 'st-plugins/stsb-reranker')")
     parser.add_argument("--base-model", default="all-MiniLM-L6-v2", metavar="NAME_OR_PATH",
                         help="model whose transformer is fine-tuned, with a fresh 1-label head (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--epochs", type=int, default=4, help="passes over the training pairs (default: 4)")
+    parser.add_argument("--epochs", type=int, default=3, help="passes over the training pairs, both orders (default: 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per step (default: 32)")
-    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default: 5e-5)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
     parser.add_argument("--max-length", type=int, default=128, help="token limit per pair (default: 128)")
     parser.add_argument("--seed", type=int, default=12, help="random seed (default: 12)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")

@@ -13,13 +13,14 @@ import argparse
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from st_plugins.data import StsPair, data_dir, read_sts
 from st_plugins.core.home import stsb_reranker_dir
 
-__all__ = ["RecipeResult", "sts_examples", "read_sts_folder", "train_stsb_reranker", "finetune_bi_encoder_cosent"]
+__all__ = ["RecipeResult", "sts_examples", "pair_token_lengths", "read_sts_folder", "train_stsb_reranker", "finetune_bi_encoder_cosent"]
 
 BASE_MODEL = "all-MiniLM-L6-v2"
 QUICK_TRAIN_PAIRS = 1500
@@ -91,8 +92,15 @@ def _cross_encoder_from_bi_encoder(base_model: str, seed: int, max_length: int, 
     return CrossEncoder(base_model, num_labels=1, max_length=max_length, device=device)
 
 
+def pair_token_lengths(tokenizer, examples: list) -> Callable:
+    """``length_fn`` for :class:`~st_plugins.training.Trainer`: each pair's token count (tight length groups)."""
+    ids = tokenizer([e.texts[0] for e in examples], [e.texts[1] for e in examples])["input_ids"]
+    table = {e.texts: len(row) for e, row in zip(examples, ids)}
+    return lambda example: table[example.texts]
+
+
 def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
-                        base_model: str = BASE_MODEL, epochs: int = 4, batch_size: int = 32, learning_rate: float = 5e-5,
+                        base_model: str = BASE_MODEL, epochs: int = 3, batch_size: int = 32, learning_rate: float = 1e-4,
                         warmup_ratio: float = 0.1, max_length: int = 128, seed: int = 12, quick: bool = False,
                         device: str | None = "cpu", show_progress_bar: bool = True) -> RecipeResult:
     """Fine-tune ``base_model``'s transformer plus a fresh 1-label head into an STS cross-encoder.
@@ -118,9 +126,12 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
     train = _subset(splits["train"], QUICK_TRAIN_PAIRS, seed) if quick else splits["train"]
     model = _cross_encoder_from_bi_encoder(base_model, seed, max_length, device)
     args = TrainingArguments(epochs=1 if quick else epochs, batch_size=batch_size, learning_rate=learning_rate,
-                             warmup_ratio=warmup_ratio, seed=seed, show_progress_bar=show_progress_bar)
+                             warmup_ratio=warmup_ratio, seed=seed, group_by_length=True,
+                             show_progress_bar=show_progress_bar)
     dev = CrossEncoderCorrelationEvaluator(*_pairs_and_scores(splits["dev"]), name="sts-dev")
-    result = Trainer(model, BinaryCrossEntropyLoss(model), sts_examples(train, both_orders=True), args, dev).train(out_dir)
+    examples = sts_examples(train, both_orders=True)
+    trainer = Trainer(model, BinaryCrossEntropyLoss(model), examples, args, dev, pair_token_lengths(model.tokenizer, examples))
+    result = trainer.train(out_dir)
     test = None
     if "test" in splits:
         test = CrossEncoderCorrelationEvaluator(*_pairs_and_scores(splits["test"]), name="sts-test")(model)["sts-test_spearman"]
@@ -173,14 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="STS benchmark folder (default: the shared data folder)")
     parser.add_argument("--out", default=None, help="output folder (default: under ST_PLUGINS_HOME or the user cache)")
     parser.add_argument("--base-model", default=BASE_MODEL, help="starting model (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's (3 reranker, 4 cosent)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="1 epoch on a subset (smoke run)")
     args = parser.parse_args(argv)
     recipe = train_stsb_reranker if args.recipe == "reranker" else finetune_bi_encoder_cosent
-    extra = {k: v for k, v in (("learning_rate", args.lr), ("seed", args.seed)) if v is not None}
-    res = recipe(args.data, args.out, base_model=args.base_model, epochs=args.epochs, quick=args.quick, **extra)
+    extra = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr), ("seed", args.seed)) if v is not None}
+    res = recipe(args.data, args.out, base_model=args.base_model, quick=args.quick, **extra)
     before = f" (before: {res.baseline_test_spearman:.4f})" if res.baseline_test_spearman is not None else ""
     print(f"saved to {res.path}\ndev Spearman {res.dev_spearman:.4f}; test Spearman "
           f"{res.test_spearman if res.test_spearman is None else round(res.test_spearman, 4)}{before}; "

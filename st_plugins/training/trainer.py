@@ -2,13 +2,16 @@
 
 Reproducible: the same seed, data and initial weights give the same final weights (shuffling
 uses its own generator; dropout uses torch's global generator, seeded at the start of training).
+While training, models with a ``backend`` attribute (the ONNX fast paths) run evaluations in torch,
+so the evaluator sees the weights being trained; the backend is set back afresh afterwards.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +96,20 @@ class TrainResult:
     best_step: int | None = None
 
 
+@contextmanager
+def _torch_backend(model: nn.Module) -> Iterator[None]:
+    """Run ``model``'s inference in torch; re-set its backend afterwards (drops runners of old weights)."""
+    backend = getattr(model, "backend", None)
+    if backend is None:
+        yield
+        return
+    model.backend = "torch"
+    try:
+        yield
+    finally:
+        model.backend = backend
+
+
 def _check_examples(examples: Sequence[Example]) -> list[Example]:
     examples = list(examples)
     if not examples:
@@ -118,14 +135,18 @@ class Trainer:
         train_examples: The training :class:`Example` list.
         args: :class:`TrainingArguments`.
         evaluator: Optional evaluator; the weights with its best ``primary_metric`` are kept and restored.
+        length_fn: Length of an example for ``group_by_length`` (default: its number of characters;
+            a token count groups more tightly).
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, train_examples: Sequence[Example],
-                 args: TrainingArguments | None = None, evaluator: Callable[..., dict[str, float]] | None = None) -> None:
+                 args: TrainingArguments | None = None, evaluator: Callable[..., dict[str, float]] | None = None,
+                 length_fn: Callable[[Example], int] | None = None) -> None:
         self.model, self.loss = model, loss
         self.examples = _check_examples(train_examples)
         self.args = args or TrainingArguments()
         self.evaluator = evaluator
+        self.length_fn = length_fn or (lambda example: sum(map(len, example.texts)))
         steps_per_epoch = math.ceil(len(self.examples) / self.args.batch_size)
         self.total_steps = min(steps_per_epoch * self.args.epochs, self.args.max_steps or math.inf)
 
@@ -135,7 +156,10 @@ class Trainer:
             {"params": [p for n, p in named if not n.endswith(_NO_DECAY)], "weight_decay": self.args.weight_decay},
             {"params": [p for n, p in named if n.endswith(_NO_DECAY)], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate)
+        try:  # the fused kernel is ~5x faster on CPU (a fifth of a MiniLM step with the foreach one)
+            optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate, fused=True)
+        except (RuntimeError, TypeError):
+            optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate)
         warmup, total = int(self.total_steps * self.args.warmup_ratio), self.total_steps
 
         def schedule(step: int) -> float:
@@ -152,7 +176,7 @@ class Trainer:
             return [order[start: start + size] for start in range(0, len(order), size)]
         batches = []
         for start in range(0, len(order), size * _GROUP_WINDOW):
-            window = sorted(order[start: start + size * _GROUP_WINDOW], key=lambda i: -sum(map(len, self.examples[i].texts)))
+            window = sorted(order[start: start + size * _GROUP_WINDOW], key=lambda i: -self.length_fn(self.examples[i]))
             batches += [window[i: i + size] for i in range(0, len(window), size)]
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
@@ -169,6 +193,17 @@ class Trainer:
         Returns:
             A :class:`TrainResult` with the losses, every evaluation and the best score.
         """
+        with _torch_backend(self.model):
+            result, best_state = self._run()
+            if best_state is not None:
+                self.model.load_state_dict(best_state)
+            self.model.eval()
+        if output_path is not None:
+            Path(output_path).mkdir(parents=True, exist_ok=True)
+            self.model.save(os.fspath(output_path))
+        return result
+
+    def _run(self) -> tuple[TrainResult, dict[str, Any] | None]:
         torch.manual_seed(self.args.seed)
         generator = torch.Generator().manual_seed(self.args.seed)
         optimizer, scheduler = self._optimizer()
@@ -181,15 +216,7 @@ class Trainer:
             if epoch != last_epoch:
                 best_state = self._evaluate(result, last_epoch, best_state)
                 last_epoch = epoch
-            loss_value = self.loss(columns, labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss_value.backward()
-            if self.args.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], self.args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            result.steps += 1
-            result.losses.append(float(loss_value.detach()))
+            self._step(optimizer, scheduler, columns, labels.to(device), result)
             bar.update(1)
             bar.set_postfix(loss=f"{result.losses[-1]:.4f}", epoch=epoch + 1)
             if self.args.eval_steps and result.steps % self.args.eval_steps == 0 and result.steps < self.total_steps:
@@ -197,14 +224,19 @@ class Trainer:
             if result.steps >= self.total_steps:
                 break
         bar.close()
-        best_state = self._evaluate(result, last_epoch, best_state)
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        self.model.eval()
-        if output_path is not None:
-            Path(output_path).mkdir(parents=True, exist_ok=True)
-            self.model.save(os.fspath(output_path))
-        return result
+        return result, self._evaluate(result, last_epoch, best_state)
+
+    def _step(self, optimizer: torch.optim.Optimizer, scheduler: Any, columns: list[list[str]], labels: torch.Tensor,
+              result: TrainResult) -> None:
+        loss_value = self.loss(columns, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss_value.backward()
+        if self.args.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], self.args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        result.steps += 1
+        result.losses.append(float(loss_value.detach()))
 
     def _evaluate(self, result: TrainResult, epoch: int, best_state: dict[str, Any] | None) -> dict[str, Any] | None:
         if self.evaluator is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,7 +51,9 @@ def test_trainer_bi_encoder_cosent_loss_falls_and_reloads(tiny_bi_dir, tmp_path)
     assert _mean_loss(loss, STS) < before
     texts = sentences(5, 3)
     reloaded = _bi(tmp_path / "out")
-    assert torch.equal(torch.from_numpy(reloaded.encode(texts)), torch.from_numpy(model.encode(texts)))
+    saved = reloaded.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    np.testing.assert_allclose(reloaded.encode(texts), model.encode(texts), rtol=0, atol=1e-6)
 
 
 def test_trainer_bi_encoder_mnrl_loss_falls(tiny_bi_dir):
@@ -82,7 +85,9 @@ def test_trainer_cross_encoder_bce_learns_and_reloads(make_tiny_cross, tmp_path)
     assert _mean_loss(loss, STS) < before
     pairs = [(a, b) for a, b, _ in ROWS[:6]]
     reloaded = _cross(tmp_path / "cross")
-    assert torch.equal(torch.from_numpy(reloaded.predict(pairs)), torch.from_numpy(model.predict(pairs)))
+    saved = reloaded.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    np.testing.assert_allclose(reloaded.predict(pairs), model.predict(pairs), rtol=0, atol=1e-6)
 
 
 def test_trainer_cross_encoder_cross_entropy_loss_falls(make_tiny_cross):
@@ -116,6 +121,27 @@ def test_trainer_restores_the_best_evaluated_weights(tiny_bi_dir):
     best = evaluator.seen[1]
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
     assert not all(torch.equal(evaluator.seen[2][k], v) for k, v in model.state_dict().items())
+
+
+def test_trainer_fast_backends_see_the_trained_weights(tiny_bi_dir):
+    model = _bi(tiny_bi_dir)
+    backend, texts = model.backend, sentences(6, 2)
+    before = model.encode(texts)  # may build an ONNX runner for the folder's weights
+
+    class Recorder(_Scripted):
+        def __call__(self, model, output_path=None, epoch=-1, steps=-1):
+            self.seen.append((model.backend, model.encode(texts)))
+            return {"score": float(steps)}
+
+    evaluator = Recorder([])
+    Trainer(model, CoSENTLoss(model), STS, ARGS, evaluator).train()
+    assert [b for b, _ in evaluator.seen] == ["torch"] * 3
+    assert not np.allclose(evaluator.seen[0][1], evaluator.seen[1][1])  # the evaluator saw training progress
+    assert model.backend == backend
+    after = model.encode(texts)
+    model.backend = "torch"
+    np.testing.assert_allclose(after, model.encode(texts), rtol=0, atol=1e-5)
+    assert not np.allclose(after, before)
 
 
 def test_trainer_eval_steps_and_max_steps(tiny_bi_dir):
