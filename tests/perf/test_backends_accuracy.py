@@ -57,7 +57,10 @@ print(json.dumps(sorted(m for m in ("torch", "transformers") if m in sys.modules
 def test_backends_lean_matches_core_without_torch(backend, tmp_path, sts_sentences):
     texts = SENTENCES + sts_sentences[:100]
     core = shared_model(backend).encode(texts)  # also makes sure the graph is cached
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    import torch
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same slices per batch (int8 scales are per slice)
     done = subprocess.run([sys.executable, "-c", _LEAN_SCRIPT, backend, json.dumps(texts), str(tmp_path / "v.npy")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr

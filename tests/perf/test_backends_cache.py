@@ -116,12 +116,13 @@ def test_backends_threads_follow_torch_setting(tmp_home, tiny_folder):
     model = SentenceTransformer(str(tiny_folder), device="cpu", backend="onnx")
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        model.encode(["a"])
-        assert model._fast._runner.session.get_session_options().intra_op_num_threads == 1
-        torch.set_num_threads(2)
-        model.encode(["a"])
-        assert model._fast._runner.session.get_session_options().intra_op_num_threads == 2
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model.encode(SENTENCES, batch_size=4)
+            runner = model._fast._runner
+            workers, intra = runner._key
+            assert workers * intra == threads  # never more threads than the user allows
+            assert runner.session.get_session_options().intra_op_num_threads == intra
     finally:
         torch.set_num_threads(before)
 

@@ -6,9 +6,10 @@ backend    what runs                                                            
 ``auto``   ``onnx`` when onnxruntime + onnx are installed, the model is on the CPU in    as ``onnx`` / exact
            float32 eval mode and its weights are the folder's; else ``torch`` (default)
 ``torch``  the model's own torch forward                                                 the reference
-``onnx``   ONNX Runtime, fp32, fused graph, batches padded per token-sorted batch        max diff <= 1e-5
+``onnx``   ONNX Runtime fp32; each batch cut into one slice per thread                   max diff <= 1e-5
 ``bf16``   torch under ``autocast(bfloat16)`` (matmuls bf16, norms/softmax fp32)        min cosine >= 0.9999
-``int8``   ONNX Runtime, smoothed int8 matmuls, FFN down-projections fp32                min cosine >= 0.99
+``int8``   ONNX Runtime int8 matmuls: smoothed inputs, outlier channels kept fp32         min cosine >= 0.99
+           (:mod:`.quantize`); bi-encoders only
 =========  ============================================================================  =====================
 
 Exported graphs are cached on disk by model content hash and library version (:mod:`.store`), so the

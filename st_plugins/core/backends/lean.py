@@ -155,10 +155,10 @@ class LeanEncoder:
         encodings = self._tok.encode_batch(texts) if texts else []
         order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            feeds = self._batch([encodings[i] for i in idx])
-            x = pool(self._runner.run(feeds), feeds["attention_mask"], pooling.modes, prompt_length)
+        batches = ((order[s : s + batch_size], self._batch([encodings[i] for i in order[s : s + batch_size]]))
+                   for s in range(0, len(order), batch_size))
+        for idx, feeds, tokens in self._runner.stream(batches):  # the core's slicing: int8 scales match it
+            x = pool(tokens, feeds["attention_mask"], pooling.modes, prompt_length)
             for head in self._heads:
                 x = head(x)
             out[idx] = x

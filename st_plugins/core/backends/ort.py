@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,12 +45,38 @@ def make_session(path: str | os.PathLike, threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def split_batch(idx: Any, feats: dict[str, Any], parts: int) -> list[tuple[Any, dict[str, Any]]]:
+    """Cut one padded batch into ``parts`` row slices, each trimmed to its own padded width.
+
+    Example:
+        >>> mask = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]])
+        >>> [(i.tolist(), f["attention_mask"].shape) for i, f in split_batch(np.arange(3), {"attention_mask": mask}, 2)]
+        [([0, 1], (2, 3)), ([2], (1, 1))]
+    """
+    n = len(idx)
+    size = -(-n // max(1, min(parts, n)))
+    out = []
+    for start in range(0, n, size):
+        rows = {k: v[start : start + size] for k, v in feats.items()}
+        used = np.flatnonzero(np.asarray(rows["attention_mask"]).any(axis=0))
+        if len(used):
+            rows = {k: v[:, int(used[0]) : int(used[-1]) + 1] for k, v in rows.items()}
+        out.append((idx[start : start + size], rows))
+    return out
+
+
 class OrtRunner:
-    """Run an exported graph on padded numpy batches.
+    """Run an exported graph on padded numpy (or CPU torch) batches.
+
+    With ``parallel="batches"`` and ``n`` threads, each batch is cut into ``n`` slices that run at
+    once on ``n`` single-threaded calls of one session (small matrices scale badly across threads;
+    independent slices scale well); ``parallel="intra"`` gives the session ``n`` threads instead.
+    Either way the vectors are the same: each row's result does not depend on its neighbours.
 
     Args:
         path: The ``.onnx`` file.
-        num_threads: Fixed intra-op threads (default: :func:`user_threads` at each call).
+        num_threads: Threads to use (default: :func:`user_threads`, read at each call).
+        parallel: ``"batches"`` or ``"intra"``.
 
     Example:
         >>> runner = OrtRunner("model.onnx")  # doctest: +SKIP
@@ -56,34 +84,61 @@ class OrtRunner:
         (2, 7, 384)
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, parallel: str = "batches") -> None:
         self.path = Path(path)
         self.num_threads = num_threads
+        self.parallel = parallel
         self._session = None
-        self._threads = 0
+        self._key: tuple[int, int] = (0, 0)
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+
+    def _threads(self) -> tuple[int, int]:
+        """``(workers, intra-op threads)`` for the next call."""
+        threads = self.num_threads or user_threads()
+        return (threads, 1) if self.parallel == "batches" else (1, threads)
 
     @property
     def session(self):
-        threads = self.num_threads or user_threads()
-        if self._session is None or threads != self._threads:
+        key = self._threads()
+        if self._session is None or key != self._key:
             with self._lock:
-                if self._session is None or threads != self._threads:
-                    self._session = make_session(self.path, threads)
-                    self._threads = threads
+                if self._session is None or key != self._key:
+                    self._session = make_session(self.path, key[1])
+                    self._key = key
                     self.input_names = tuple(i.name for i in self._session.get_inputs())
+                    if self._pool is not None:
+                        self._pool.shutdown(wait=False)
+                    self._pool = ThreadPoolExecutor(key[0], thread_name_prefix="st_plugins-ort") if key[0] > 1 else None
         return self._session
 
-    def run(self, feeds: dict[str, Any]) -> np.ndarray:
-        """The graph's single output for ``feeds`` (extra feature keys are ignored; int64 ids)."""
-        session = self.session
+    def _feeds(self, feats: dict[str, Any]) -> dict[str, np.ndarray]:
         inputs = {}
         for name in self.input_names:
-            value = feeds[name] if name in feeds else np.zeros_like(feeds["input_ids"])
+            value = feats[name] if name in feats else np.zeros_like(np.asarray(feats["input_ids"]))
             inputs[name] = np.ascontiguousarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.int64)
-        return session.run(None, inputs)[0]
+        return inputs
+
+    def run(self, feeds: dict[str, Any]) -> np.ndarray:
+        """The graph's single output for ``feeds`` (extra feature keys are ignored; ids as int64)."""
+        session = self.session
+        return session.run(None, self._feeds(feeds))[0]
 
     def stream(self, batches: Iterable[tuple[Any, dict[str, Any]]]) -> Iterator[tuple[Any, dict[str, Any], np.ndarray]]:
-        """``(indices, features, output)`` for each ``(indices, features)`` batch, in order."""
+        """``(indices, features, output)`` per (slice of a) batch, in order; features are trimmed to the slice."""
+        session = self.session
+        pool, workers = self._pool, self._key[0]
+        if pool is None:
+            for idx, feats in batches:
+                yield idx, feats, session.run(None, self._feeds(feats))[0]
+            return
+        pending: deque = deque()
         for idx, feats in batches:
-            yield idx, feats, self.run(feats)
+            for part_idx, part in split_batch(idx, feats, workers):
+                pending.append((part_idx, part, pool.submit(session.run, None, self._feeds(part))))
+            while len(pending) > 2 * workers:
+                part_idx, part, future = pending.popleft()
+                yield part_idx, part, future.result()[0]
+        while pending:
+            part_idx, part, future = pending.popleft()
+            yield part_idx, part, future.result()[0]

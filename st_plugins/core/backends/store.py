@@ -23,7 +23,7 @@ from pathlib import Path
 
 __all__ = ["FORMAT", "backends_dir", "content_hash", "library_key", "artifact_dir", "publish", "weights_hash"]
 
-FORMAT = 1  # bump when the export recipe changes
+FORMAT = 2  # bump when the export recipe changes
 _SKIP_DIRS = {".git", "onnx", "openvino", "__pycache__"}
 _SKIP_FILES = {"README.md", ".gitattributes"}
 
