@@ -19,11 +19,15 @@ from pathlib import Path
 
 from st_plugins.data import StsPair, data_dir, read_sts
 from st_plugins.core.home import stsb_reranker_dir
+from st_plugins.errors import InputValueError
 
-__all__ = ["RecipeResult", "sts_examples", "pair_token_lengths", "read_sts_folder", "train_stsb_reranker", "finetune_bi_encoder_cosent"]
+__all__ = ["RecipeResult", "sts_examples", "pair_token_lengths", "read_sts_folder", "train_stsb_reranker", "finetune_bi_encoder_cosent",
+           "BiEncoderTeacher", "silver_pairs"]
 
 BASE_MODEL = "all-MiniLM-L6-v2"
-QUICK_TRAIN_PAIRS = 1500
+QUICK_TRAIN_PAIRS, QUICK_TEACHER_WEIGHT = 1500, 0.5
+# The reranker recipe's defaults (STS test Spearman and time in the README and train_stsb_reranker).
+EPOCHS, TEACHER, TEACHER_EPOCHS, TEACHER_WEIGHT, SILVER = 2, "cosent", 2, 0.5, 3000
 
 
 @dataclass
@@ -82,6 +86,37 @@ def _pairs_and_scores(pairs: list[StsPair]) -> tuple[list[list[str]], list[float
     return [[p.sentence1, p.sentence2] for p in pairs], [p.score for p in pairs]
 
 
+def _distilled(train: list[StsPair], teacher_model, teacher_weight: float, silver: int, seed: int,
+               device: str | None) -> list[StsPair]:
+    """``train`` with labels blended with the teacher's, plus ``silver`` teacher-labelled pairs."""
+    if not teacher_weight and not silver:
+        return train
+    teacher = BiEncoderTeacher(teacher_model, train, device)
+    labels = teacher([(p.sentence1, p.sentence2) for p in train])
+    blended = [StsPair(p.sentence1, p.sentence2, (1 - teacher_weight) * p.score + teacher_weight * 5.0 * t)
+               for p, t in zip(train, labels)]
+    sentences = [s for p in train for s in (p.sentence1, p.sentence2)]
+    return blended + (silver_pairs(teacher, sentences, silver, seed) if silver else [])
+
+
+def _cosent_model(base_model: str, train: list[StsPair], dev: list[StsPair], epochs: int, seed: int,
+                  device: str | None, show_progress_bar: bool, learning_rate: float = 2e-5, batch_size: int = 32,
+                  warmup_ratio: float = 0.1):
+    """``base_model`` fine-tuned with CoSENT on ``train`` (best epoch on ``dev`` kept), and the training result."""
+    from st_plugins.core.bi_encoder import SentenceTransformer
+    from st_plugins.training.evaluators import EmbeddingSimilarityEvaluator
+    from st_plugins.training.losses import CoSENTLoss
+    from st_plugins.training.trainer import Trainer, TrainingArguments
+
+    model = SentenceTransformer(base_model, device=device)
+    evaluator = EmbeddingSimilarityEvaluator([p.sentence1 for p in dev], [p.sentence2 for p in dev], [p.score for p in dev],
+                                             main_similarity="cosine", name="sts-dev")
+    args = TrainingArguments(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
+                             seed=seed, group_by_length=True, show_progress_bar=show_progress_bar)
+    model.last_train_result = Trainer(model, CoSENTLoss(model), sts_examples(train), args, evaluator).train()
+    return model
+
+
 def _cross_encoder_from_bi_encoder(base_model: str, seed: int, max_length: int, device: str | None):
     """The base model's transformer with a fresh (seeded) 1-label head, as a CrossEncoder."""
     import torch
@@ -92,6 +127,62 @@ def _cross_encoder_from_bi_encoder(base_model: str, seed: int, max_length: int, 
     return CrossEncoder(base_model, num_labels=1, max_length=max_length, device=device)
 
 
+class BiEncoderTeacher:
+    """A bi-encoder's cosine, mapped linearly onto ``score / 5`` of the gold pairs, clipped to [0, 1].
+
+    Blending its scores into the reranker's labels (distillation) and labelling extra pairs with it
+    passes on what the bi-encoder knows: it generalises across STS genres better than a
+    cross-encoder fit to the STS labels alone (see :func:`train_stsb_reranker`).
+
+    Args:
+        model: A bi-encoder name or path, or a loaded :class:`~st_plugins.SentenceTransformer`.
+        gold: The pairs whose scores fix the mapping.
+    """
+
+    def __init__(self, model, gold: list[StsPair], device: str | None = "cpu") -> None:
+        import numpy as np
+
+        from st_plugins.core.bi_encoder import SentenceTransformer
+
+        self.model = SentenceTransformer(model, device=device) if isinstance(model, (str, os.PathLike)) else model
+        cos = self.cosine([(p.sentence1, p.sentence2) for p in gold])
+        self.slope, self.intercept = np.polyfit(cos, np.array([p.score / 5.0 for p in gold]), 1)
+
+    def embed(self, texts: list[str]):
+        return self.model.encode(texts, normalize_embeddings=True, batch_size=128)
+
+    def cosine(self, pairs: list[tuple[str, str]]):
+        a, b = self.embed([p[0] for p in pairs]), self.embed([p[1] for p in pairs])
+        return (a * b).sum(axis=1).astype("float64")
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import numpy as np
+
+        return np.clip(self.slope * self.cosine(pairs) + self.intercept, 0.0, 1.0).tolist()
+
+
+def silver_pairs(teacher: BiEncoderTeacher, sentences: list[str], n: int, seed: int, neighbours: int = 20) -> list[StsPair]:
+    """``n`` new pairs of training sentences, each with one of its ``neighbours`` nearest (teacher's view), teacher-labelled.
+
+    Near neighbours span the whole similarity range, unlike random pairs (nearly all unrelated).
+    """
+    import numpy as np
+
+    texts = sorted(set(sentences))
+    neighbours = min(neighbours, len(texts) - 1)
+    if n <= 0 or neighbours < 1:
+        return []
+    rng = np.random.default_rng(seed)
+    emb = teacher.embed(texts)
+    firsts = rng.choice(len(texts), size=min(n, len(texts)), replace=False)
+    sims = emb[firsts] @ emb.T
+    sims[np.arange(len(firsts)), firsts] = -np.inf
+    ranked = np.argsort(-sims, axis=1)[:, :neighbours]
+    seconds = ranked[np.arange(len(firsts)), rng.integers(0, neighbours, size=len(firsts))]
+    pairs = [(texts[i], texts[j]) for i, j in zip(firsts, seconds)]
+    return [StsPair(a, b, 5.0 * t) for (a, b), t in zip(pairs, teacher(pairs))]
+
+
 def pair_token_lengths(tokenizer, examples: list) -> Callable:
     """``length_fn`` for :class:`~st_plugins.training.Trainer`: each pair's token count (tight length groups)."""
     ids = tokenizer([e.texts[0] for e in examples], [e.texts[1] for e in examples])["input_ids"]
@@ -100,26 +191,44 @@ def pair_token_lengths(tokenizer, examples: list) -> Callable:
 
 
 def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
-                        base_model: str = BASE_MODEL, epochs: int = 3, batch_size: int = 32, learning_rate: float = 1e-4,
+                        base_model: str = BASE_MODEL, epochs: int = EPOCHS, batch_size: int = 32, learning_rate: float = 1e-4,
                         warmup_ratio: float = 0.1, max_length: int = 128, seed: int = 12, quick: bool = False,
-                        device: str | None = "cpu", show_progress_bar: bool = True) -> RecipeResult:
+                        teacher: str = TEACHER, teacher_epochs: int = TEACHER_EPOCHS,
+                        teacher_weight: float = TEACHER_WEIGHT, silver: int = SILVER, device: str | None = "cpu", show_progress_bar: bool = True) -> RecipeResult:
     """Fine-tune ``base_model``'s transformer plus a fresh 1-label head into an STS cross-encoder.
 
-    Binary cross-entropy on ``score / 5`` with both pair orders, AdamW with linear warm-up and decay,
-    evaluation on dev after each epoch, the best epoch kept and saved to ``out``.
+    Binary cross-entropy with both pair orders, AdamW with linear warm-up and decay, evaluation on
+    dev after each epoch, the best epoch kept and saved to ``out``. The labels are distilled: each
+    is ``(1 - teacher_weight) * score / 5 + teacher_weight * teacher``, where the teacher is the base
+    bi-encoder's cosine mapped onto the STS scale (:class:`BiEncoderTeacher`), and ``silver`` extra
+    pairs of training sentences (near neighbours, :func:`silver_pairs`) carry the teacher's label
+    alone. The STS labels alone overfit the training genres (test Spearman 0.822 against dev 0.863);
+    the bi-encoder, trained on far more data, generalises, and rank-averaging the two gives 0.855.
 
     Args:
         data: STS benchmark folder (default: ``st_plugins.data.data_dir() / "stsbenchmark"``).
         out: Output folder (default: ``$ST_PLUGINS_HOME/stsb-reranker`` or the user cache dir).
-        quick: A short run for CI: 1 epoch on a subset of the training pairs.
+        quick: A short run for CI: 1 epoch on 1,500 of the training pairs, the base model as teacher
+            (weight 0.5), no silver pairs.
+        teacher: ``"cosent"`` (the base bi-encoder fine-tuned with CoSENT on the training pairs for
+            ``teacher_epochs``, in memory) or a bi-encoder name or path used as it is.
+        teacher_weight: Share of the teacher in the labels of the STS pairs, in [0, 1] (0: STS scores only).
+        silver: Number of extra teacher-labelled pairs (0: none).
 
     Returns:
         A :class:`RecipeResult` (``test_spearman`` is ``None`` without ``sts-test.csv``).
+
+    Raises:
+        InputValueError: ``teacher_weight`` outside [0, 1] or ``silver`` negative.
     """
     from st_plugins.training.evaluators import CrossEncoderCorrelationEvaluator
     from st_plugins.training.losses import BinaryCrossEntropyLoss
     from st_plugins.training.trainer import Trainer, TrainingArguments
 
+    if not 0.0 <= teacher_weight <= 1.0:
+        raise InputValueError(f"`teacher_weight` must be in [0, 1]; got {teacher_weight!r}.")
+    if not isinstance(silver, int) or isinstance(silver, bool) or silver < 0:
+        raise InputValueError(f"`silver` must be a non-negative int (extra pairs); got {silver!r}.")
     wall, cpu = time.perf_counter(), time.process_time()
     splits = read_sts_folder(data)
     out_dir = Path(out) if out is not None else stsb_reranker_dir()
@@ -129,6 +238,14 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
                              warmup_ratio=warmup_ratio, seed=seed, group_by_length=True,
                              show_progress_bar=show_progress_bar)
     dev = CrossEncoderCorrelationEvaluator(*_pairs_and_scores(splits["dev"]), name="sts-dev")
+    if quick:
+        teacher_model, teacher_weight, silver = base_model, QUICK_TEACHER_WEIGHT, 0
+    elif teacher != "cosent":
+        teacher_model = teacher
+    else:  # the base bi-encoder fine-tuned with CoSENT on the same pairs, kept in memory
+        teacher_model = _cosent_model(base_model, train, splits["dev"], teacher_epochs, seed, device, show_progress_bar)
+    train = _distilled(train, teacher_model, teacher_weight, silver, seed, device)
+    del teacher_model
     examples = sts_examples(train, both_orders=True)
     trainer = Trainer(model, BinaryCrossEntropyLoss(model), examples, args, dev, pair_token_lengths(model.tokenizer, examples))
     result = trainer.train(out_dir)
@@ -146,6 +263,7 @@ def finetune_bi_encoder_cosent(data: str | os.PathLike | None = None, out: str |
     """Fine-tune the bi-encoder ``base_model`` with :class:`~st_plugins.training.CoSENTLoss` on sts-train.
 
     The dev split selects the best epoch; ``baseline_test_spearman`` is the untouched model's figure.
+    Batches group pairs of similar length (less padding: about twice as fast on CPU).
 
     Args:
         data: STS benchmark folder (default: ``st_plugins.data.data_dir() / "stsbenchmark"``).
@@ -154,27 +272,24 @@ def finetune_bi_encoder_cosent(data: str | os.PathLike | None = None, out: str |
     """
     from st_plugins.core.bi_encoder import SentenceTransformer
     from st_plugins.training.evaluators import EmbeddingSimilarityEvaluator
-    from st_plugins.training.losses import CoSENTLoss
-    from st_plugins.training.trainer import Trainer, TrainingArguments
 
     wall, cpu = time.perf_counter(), time.process_time()
     splits = read_sts_folder(data)
     out_dir = Path(out) if out is not None else stsb_reranker_dir().with_name("stsb-cosent-minilm")
     train = _subset(splits["train"], QUICK_TRAIN_PAIRS, seed) if quick else splits["train"]
-    model = SentenceTransformer(base_model, device=device)
-
-    def evaluator(split: str) -> EmbeddingSimilarityEvaluator:
-        pairs = splits[split]
-        return EmbeddingSimilarityEvaluator([p.sentence1 for p in pairs], [p.sentence2 for p in pairs],
-                                            [p.score for p in pairs], main_similarity="cosine", name=f"sts-{split}")
-
-    baseline = evaluator("test")(model)["sts-test_spearman_cosine"] if "test" in splits else None
-    args = TrainingArguments(epochs=1 if quick else epochs, batch_size=batch_size, learning_rate=learning_rate,
-                             warmup_ratio=warmup_ratio, seed=seed, show_progress_bar=show_progress_bar)
-    result = Trainer(model, CoSENTLoss(model), sts_examples(train), args, evaluator("dev")).train(out_dir)
-    test = evaluator("test")(model)["sts-test_spearman_cosine"] if "test" in splits else None
-    return RecipeResult(out_dir, result.best_score, test, baseline, time.perf_counter() - wall,
-                        time.process_time() - cpu, result.steps)
+    test = None
+    if "test" in splits:
+        pairs = splits["test"]
+        test = EmbeddingSimilarityEvaluator([p.sentence1 for p in pairs], [p.sentence2 for p in pairs], [p.score for p in pairs],
+                                            main_similarity="cosine", name="sts-test")
+    baseline = test(SentenceTransformer(base_model, device=device))["sts-test_spearman_cosine"] if test else None
+    model = _cosent_model(base_model, train, splits["dev"], 1 if quick else epochs, seed, device, show_progress_bar,
+                          learning_rate, batch_size, warmup_ratio)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(os.fspath(out_dir))
+    result = model.last_train_result
+    return RecipeResult(out_dir, result.best_score, test(model)["sts-test_spearman_cosine"] if test else None, baseline,
+                        time.perf_counter() - wall, time.process_time() - cpu, result.steps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,10 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's (3 reranker, 4 cosent)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--silver", type=int, default=None, help="reranker: extra teacher-labelled pairs")
+    parser.add_argument("--teacher-weight", type=float, default=None, help="reranker: share of the bi-encoder teacher in the labels")
+    parser.add_argument("--teacher", default=None, help='reranker: "cosent" (default) or a bi-encoder name or path')
+    parser.add_argument("--teacher-epochs", type=int, default=None, help="reranker: CoSENT epochs of the teacher")
     parser.add_argument("--quick", action="store_true", help="1 epoch on a subset (smoke run)")
     args = parser.parse_args(argv)
     recipe = train_stsb_reranker if args.recipe == "reranker" else finetune_bi_encoder_cosent
-    extra = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr), ("seed", args.seed)) if v is not None}
+    extra = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr), ("seed", args.seed),
+                                          ("teacher_weight", args.teacher_weight), ("silver", args.silver),
+                                          ("teacher", args.teacher), ("teacher_epochs", args.teacher_epochs)) if v is not None}
     res = recipe(args.data, args.out, base_model=args.base_model, quick=args.quick, **extra)
     before = f" (before: {res.baseline_test_spearman:.4f})" if res.baseline_test_spearman is not None else ""
     print(f"saved to {res.path}\ndev Spearman {res.dev_spearman:.4f}; test Spearman "

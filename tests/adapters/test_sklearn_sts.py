@@ -45,7 +45,7 @@ def test_sklearn_sts_grid_search_threshold_on_binary_labels(reranker, sts_dev):
     sample = sts_dev[::5]  # ~300 pairs keep this quick
     pairs = [(p.sentence1, p.sentence2) for p in sample]
     y = np.array([p.score >= 4 for p in sample], dtype=int)
-    grid = {"threshold": [0.5, 0.7, 0.8, 0.9]}
+    grid = {"threshold": [0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9]}
     search = GridSearchCV(CrossEncoderScorer(model=RERANKER), grid, cv=KFold(3, shuffle=True, random_state=0))
     search.fit(pairs, y)
     majority = max(y.mean(), 1 - y.mean())

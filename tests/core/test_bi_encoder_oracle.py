@@ -91,12 +91,19 @@ def test_bi_encoder_quantized_precisions_match_oracle(model, oracle, precision):
     texts = SENTENCES * 2
     a, b = model.encode(texts, precision=precision), oracle.encode(texts, precision=precision)
     assert a.dtype == b.dtype and a.shape == b.shape
-    # The float vectors agree within 1e-6, but floor() at a bucket edge (or a sign at 0) can move
-    # one entry by one step: allow that, and nothing more, on at most 0.5% of the entries.
+    # The float vectors agree within 1e-5, but floor() at a bucket edge (or a sign at 0) can move
+    # one entry by one step. int8/uint8: sentence-transformers' buckets split [min, max] of each
+    # dimension over these embeddings into 255 steps, so an entry may differ only if its float value
+    # lies within 3e-5 of an edge (1e-5 for the value, 2e-5 for the data-dependent edges).
     diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
-    assert (diff != 0).mean() <= 0.005
     if precision.endswith("int8"):
-        assert diff.max() <= 1
+        x = oracle.encode(texts)
+        lo, step = x.min(axis=0), (x.max(axis=0) - x.min(axis=0)) / 255
+        pos = (x - lo) / step
+        near_edge = np.abs(pos - np.round(pos)) * step <= 3e-5
+        assert diff.max() <= 1 and not (diff.astype(bool) & ~near_edge).any()
+    else:  # packed bits: a flip needs a value within 1e-5 of 0, rare
+        assert (diff != 0).mean() <= 0.005
 
 
 def test_bi_encoder_saved_folder_loads_in_oracle(make_st_folder, tmp_path):

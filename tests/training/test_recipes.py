@@ -8,7 +8,7 @@ import pytest
 from st_plugins.data import StsPair
 from st_plugins.training.recipes import finetune_bi_encoder_cosent, main, read_sts_folder, sts_examples, train_stsb_reranker
 
-from .conftest import sentences
+from .conftest import sentences, sts_rows
 
 
 def test_recipes_sts_examples_scale_and_swap():
@@ -39,7 +39,7 @@ def test_recipes_reranker_trains_a_one_label_cross_encoder(tiny_sts_dir, tiny_bi
     from st_plugins.core.cross_encoder import CrossEncoder
 
     result = train_stsb_reranker(tiny_sts_dir, tmp_path / "rr", base_model=str(tiny_bi_dir), epochs=1,
-                                 learning_rate=1e-3, max_length=48, show_progress_bar=False)
+                                 learning_rate=1e-3, max_length=48, silver=0, show_progress_bar=False)
     assert result.steps == 4  # 64 pairs in both orders, batches of 32
     model = CrossEncoder(str(result.path), device="cpu")
     assert model.num_labels == 1 and model.max_length == 48
@@ -52,3 +52,59 @@ def test_recipes_module_main_prints_figures(tiny_sts_dir, tiny_bi_dir, tmp_path,
                  "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert f"saved to {tmp_path / 'm'}" in out and "test Spearman" in out and "(before: " in out
+
+
+def test_recipes_teacher_maps_cosine_onto_gold_scale(tiny_bi_dir):
+    from st_plugins.core.bi_encoder import SentenceTransformer
+    from st_plugins.training.recipes import BiEncoderTeacher
+
+    rows = [StsPair(a, b, s) for a, b, s in sts_rows(40, 3)]
+    teacher = BiEncoderTeacher(str(tiny_bi_dir), rows)
+    pairs = [(p.sentence1, p.sentence2) for p in rows]
+    emb = SentenceTransformer(str(tiny_bi_dir), device="cpu")
+    a, b = emb.encode([p[0] for p in pairs], normalize_embeddings=True), emb.encode([p[1] for p in pairs], normalize_embeddings=True)
+    cos = (a * b).sum(axis=1)
+    # The least-squares line through (cosine, score / 5), clipped to [0, 1].
+    slope, intercept = np.polyfit(cos.astype(np.float64), [p.score / 5 for p in rows], 1)
+    np.testing.assert_allclose(teacher(pairs), np.clip(slope * cos + intercept, 0, 1), atol=1e-5)
+    assert teacher([("A man is eating pasta.", "A man is eating pasta.")])[0] == pytest.approx(
+        float(np.clip(slope + intercept, 0, 1)), abs=1e-5)
+
+
+def test_recipes_silver_pairs_are_near_neighbours_with_teacher_labels(tiny_bi_dir):
+    from st_plugins.training.recipes import BiEncoderTeacher, silver_pairs
+
+    rows = [StsPair(a, b, s) for a, b, s in sts_rows(40, 3)]
+    teacher = BiEncoderTeacher(str(tiny_bi_dir), rows)
+    texts = sorted({s for p in rows for s in (p.sentence1, p.sentence2)})
+    silver = silver_pairs(teacher, texts, 12, seed=0, neighbours=3)
+    assert len(silver) == 12 and len({p.sentence1 for p in silver}) == 12
+    emb = dict(zip(texts, teacher.embed(texts)))
+    for p in silver:
+        assert p.sentence1 != p.sentence2
+        sims = sorted((float(emb[p.sentence1] @ emb[t]) for t in texts if t != p.sentence1), reverse=True)
+        assert float(emb[p.sentence1] @ emb[p.sentence2]) >= sims[2] - 1e-6  # one of its 3 nearest
+        assert p.score == pytest.approx(5 * teacher([(p.sentence1, p.sentence2)])[0], abs=1e-5)
+    assert silver == silver_pairs(teacher, texts, 12, seed=0, neighbours=3)  # seeded
+
+
+def test_recipes_reranker_labels_blend_gold_and_teacher(tiny_sts_dir, tiny_bi_dir, tmp_path, monkeypatch):
+    import st_plugins.training.recipes as recipes
+
+    seen = {}
+    real = recipes.sts_examples
+    monkeypatch.setattr(recipes, "sts_examples", lambda pairs, **kw: seen.setdefault("pairs", pairs) and real(pairs, **kw))
+    recipes.train_stsb_reranker(tiny_sts_dir, tmp_path / "rr", base_model=str(tiny_bi_dir), epochs=1, max_length=48,
+                                teacher=str(tiny_bi_dir), teacher_weight=0.25, silver=5, show_progress_bar=False)
+    gold = read_sts_folder(tiny_sts_dir)["train"]
+    teacher = recipes.BiEncoderTeacher(str(tiny_bi_dir), gold)
+    t = teacher([(p.sentence1, p.sentence2) for p in gold])
+    blended = [p.score for p in seen["pairs"][:len(gold)]]
+    np.testing.assert_allclose(blended, [0.75 * p.score + 0.25 * 5 * x for p, x in zip(gold, t)], atol=1e-4)
+    assert len(seen["pairs"]) == len(gold) + 5
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"teacher_weight": 1.5}, "teacher_weight"), ({"silver": -1}, "silver")])
+def test_recipes_reranker_rejects_bad_distillation_settings(tiny_sts_dir, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=f"`{message}` must be"):
+        train_stsb_reranker(tiny_sts_dir, tmp_path / "rr", **kwargs)
