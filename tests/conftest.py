@@ -22,6 +22,19 @@ SENTENCES = [
     "word " * 400,  # longer than max_seq_length: truncated
     "Short.",
 ]
+# sentence-transformers' CrossEncoder quickstart: its query and nine-sentence corpus.
+PASTA_QUERY = "A man is eating pasta."
+PASTA_CORPUS = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The girl is carrying a baby.",
+    "A man is riding a horse.",
+    "A woman is playing violin.",
+    "Two men pushed carts through the woods.",
+    "A man is riding a white horse on an enclosed ground.",
+    "A monkey is playing drums.",
+    "A cheetah is running behind its prey.",
+]
 
 
 @pytest.fixture(scope="session")

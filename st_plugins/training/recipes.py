@@ -86,15 +86,22 @@ def _pairs_and_scores(pairs: list[StsPair]) -> tuple[list[list[str]], list[float
     return [[p.sentence1, p.sentence2] for p in pairs], [p.score for p in pairs]
 
 
+def _embedding_evaluator(pairs: list[StsPair], split: str):
+    """Cosine Spearman of a bi-encoder on ``pairs`` (an :class:`EmbeddingSimilarityEvaluator` named ``sts-<split>``)."""
+    from st_plugins.training.evaluators import EmbeddingSimilarityEvaluator
+
+    return EmbeddingSimilarityEvaluator([p.sentence1 for p in pairs], [p.sentence2 for p in pairs], [p.score for p in pairs],
+                                        main_similarity="cosine", name=f"sts-{split}")
+
+
 def _distilled(train: list[StsPair], teacher_model, teacher_weight: float, silver: int, seed: int,
                device: str | None) -> list[StsPair]:
     """``train`` with labels blended with the teacher's, plus ``silver`` teacher-labelled pairs."""
     if not teacher_weight and not silver:
         return train
     teacher = BiEncoderTeacher(teacher_model, train, device)
-    labels = teacher([(p.sentence1, p.sentence2) for p in train])
     blended = [StsPair(p.sentence1, p.sentence2, (1 - teacher_weight) * p.score + teacher_weight * 5.0 * t)
-               for p, t in zip(train, labels)]
+               for p, t in zip(train, teacher.gold_labels)]
     sentences = [s for p in train for s in (p.sentence1, p.sentence2)]
     return blended + (silver_pairs(teacher, sentences, silver, seed) if silver else [])
 
@@ -104,13 +111,11 @@ def _cosent_model(base_model: str, train: list[StsPair], dev: list[StsPair], epo
                   warmup_ratio: float = 0.1):
     """``base_model`` fine-tuned with CoSENT on ``train`` (best epoch on ``dev`` kept), and the training result."""
     from st_plugins.core.bi_encoder import SentenceTransformer
-    from st_plugins.training.evaluators import EmbeddingSimilarityEvaluator
     from st_plugins.training.losses import CoSENTLoss
     from st_plugins.training.trainer import Trainer, TrainingArguments
 
     model = SentenceTransformer(base_model, device=device)
-    evaluator = EmbeddingSimilarityEvaluator([p.sentence1 for p in dev], [p.sentence2 for p in dev], [p.score for p in dev],
-                                             main_similarity="cosine", name="sts-dev")
+    evaluator = _embedding_evaluator(dev, "dev")
     args = TrainingArguments(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
                              seed=seed, group_by_length=True, show_progress_bar=show_progress_bar)
     model.last_train_result = Trainer(model, CoSENTLoss(model), sts_examples(train), args, evaluator).train()
@@ -147,6 +152,7 @@ class BiEncoderTeacher:
         self.model = SentenceTransformer(model, device=device) if isinstance(model, (str, os.PathLike)) else model
         cos = self.cosine([(p.sentence1, p.sentence2) for p in gold])
         self.slope, self.intercept = np.polyfit(cos, np.array([p.score / 5.0 for p in gold]), 1)
+        self.gold_labels = self.calibrate(cos)  # the teacher's label of each gold pair
 
     def embed(self, texts: list[str]):
         return self.model.encode(texts, normalize_embeddings=True, batch_size=128)
@@ -155,10 +161,14 @@ class BiEncoderTeacher:
         a, b = self.embed([p[0] for p in pairs]), self.embed([p[1] for p in pairs])
         return (a * b).sum(axis=1).astype("float64")
 
-    def __call__(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def calibrate(self, cos) -> list[float]:
+        """Cosines mapped onto ``score / 5`` and clipped to [0, 1]."""
         import numpy as np
 
-        return np.clip(self.slope * self.cosine(pairs) + self.intercept, 0.0, 1.0).tolist()
+        return np.clip(self.slope * cos + self.intercept, 0.0, 1.0).tolist()
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return self.calibrate(self.cosine(pairs))
 
 
 def silver_pairs(teacher: BiEncoderTeacher, sentences: list[str], n: int, seed: int, neighbours: int = 20) -> list[StsPair]:
@@ -179,8 +189,8 @@ def silver_pairs(teacher: BiEncoderTeacher, sentences: list[str], n: int, seed: 
     sims[np.arange(len(firsts)), firsts] = -np.inf
     ranked = np.argsort(-sims, axis=1)[:, :neighbours]
     seconds = ranked[np.arange(len(firsts)), rng.integers(0, neighbours, size=len(firsts))]
-    pairs = [(texts[i], texts[j]) for i, j in zip(firsts, seconds)]
-    return [StsPair(a, b, 5.0 * t) for (a, b), t in zip(pairs, teacher(pairs))]
+    labels = teacher.calibrate((emb[firsts] * emb[seconds]).sum(axis=1).astype("float64"))
+    return [StsPair(texts[i], texts[j], 5.0 * t) for i, j, t in zip(firsts, seconds, labels)]
 
 
 def pair_token_lengths(tokenizer, examples: list) -> Callable:
@@ -271,17 +281,12 @@ def finetune_bi_encoder_cosent(data: str | os.PathLike | None = None, out: str |
         quick: A short run: 1 epoch on a subset of the training pairs.
     """
     from st_plugins.core.bi_encoder import SentenceTransformer
-    from st_plugins.training.evaluators import EmbeddingSimilarityEvaluator
 
     wall, cpu = time.perf_counter(), time.process_time()
     splits = read_sts_folder(data)
     out_dir = Path(out) if out is not None else stsb_reranker_dir().with_name("stsb-cosent-minilm")
     train = _subset(splits["train"], QUICK_TRAIN_PAIRS, seed) if quick else splits["train"]
-    test = None
-    if "test" in splits:
-        pairs = splits["test"]
-        test = EmbeddingSimilarityEvaluator([p.sentence1 for p in pairs], [p.sentence2 for p in pairs], [p.score for p in pairs],
-                                            main_similarity="cosine", name="sts-test")
+    test = _embedding_evaluator(splits["test"], "test") if "test" in splits else None
     baseline = test(SentenceTransformer(base_model, device=device))["sts-test_spearman_cosine"] if test else None
     model = _cosent_model(base_model, train, splits["dev"], 1 if quick else epochs, seed, device, show_progress_bar,
                           learning_rate, batch_size, warmup_ratio)
@@ -299,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="STS benchmark folder (default: the shared data folder)")
     parser.add_argument("--out", default=None, help="output folder (default: under ST_PLUGINS_HOME or the user cache)")
     parser.add_argument("--base-model", default=BASE_MODEL, help="starting model (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's (3 reranker, 4 cosent)")
+    parser.add_argument("--epochs", type=int, default=None, help=f"default: the recipe's ({EPOCHS} reranker, 4 cosent)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--silver", type=int, default=None, help="reranker: extra teacher-labelled pairs")

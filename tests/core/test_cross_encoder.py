@@ -18,7 +18,7 @@ from torch import nn
 
 from st_plugins import CrossEncoder
 from st_plugins.errors import InputTypeError, InputValueError, ModelFormatError, UnsafeCheckpointError
-from tests.conftest import SENTENCES
+from tests.conftest import PASTA_CORPUS, PASTA_QUERY, SENTENCES
 from tests.core import conftest_cross
 from tests.core.conftest_cross import ID2LABEL
 
@@ -27,11 +27,7 @@ make_cross_folder = conftest_cross.make_cross_folder  # the session fixture, sha
 st = pytest.importorskip("sentence_transformers")
 TOL = 1e-5
 PAIRS = [(q, d) for q in SENTENCES[:4] for d in SENTENCES] + [("word " * 300, "word " * 300), ("", "x")]
-QUERY = "A man is eating pasta."
-DOCS = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
-        "A man is riding a horse.", "A woman is playing violin.", "Two men pushed carts through the woods.",
-        "A man is riding a white horse on an enclosed ground.", "A monkey is playing drums.",
-        "A cheetah is running behind its prey."]
+QUERY, DOCS = PASTA_QUERY, PASTA_CORPUS
 _LOADED: dict = {}
 
 

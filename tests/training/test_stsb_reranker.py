@@ -12,21 +12,9 @@ import pytest
 
 from st_plugins.commands.train_reranker import QUICK_MIN_SPEARMAN
 from st_plugins.core.home import STSB_RERANKER, locate_stsb_reranker, stsb_reranker_dir
+from tests.conftest import PASTA_CORPUS as CORPUS, PASTA_QUERY
 
 pytestmark = pytest.mark.slow
-
-# The nine corpus sentences of sentence-transformers' CrossEncoder quickstart.
-CORPUS = [
-    "A man is eating food.",
-    "A man is eating a piece of bread.",
-    "The girl is carrying a baby.",
-    "A man is riding a horse.",
-    "A woman is playing violin.",
-    "Two men pushed carts through the woods.",
-    "A man is riding a white horse on an enclosed ground.",
-    "A monkey is playing drums.",
-    "A cheetah is running behind its prey.",
-]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +28,7 @@ def reranker():
 
 
 def test_stsb_reranker_ranks_the_quickstart_pasta_query(reranker):
-    ranks = reranker.rank("A man is eating pasta.", CORPUS, return_documents=True)
+    ranks = reranker.rank(PASTA_QUERY, CORPUS, return_documents=True)
     print("\n" + "\n".join(f"  {r['score']:.3f}  {r['text']}" for r in ranks))
     assert [r["text"] for r in ranks[:2]] == ["A man is eating food.", "A man is eating a piece of bread."]
     assert sorted(r["corpus_id"] for r in ranks) == list(range(len(CORPUS)))
@@ -58,5 +46,5 @@ def test_stsb_reranker_reaches_its_bar_on_sts_test(reranker, sts_test):
 def test_stsb_reranker_loads_in_sentence_transformers_with_the_same_scores(reranker):
     st = pytest.importorskip("sentence_transformers")
     oracle = st.CrossEncoder(str(locate_stsb_reranker()), device="cpu")
-    pairs = [("A man is eating pasta.", doc) for doc in CORPUS]
+    pairs = [(PASTA_QUERY, doc) for doc in CORPUS]
     np.testing.assert_allclose(reranker.predict(pairs), oracle.predict(pairs), atol=1e-5)
