@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-model", default="all-MiniLM-L6-v2", metavar="NAME_OR_PATH",
                         help="model whose transformer is fine-tuned, with a fresh 1-label head (default: all-MiniLM-L6-v2)")
     parser.add_argument("--epochs", type=int, default=recipes.EPOCHS,
-                        help=f"passes over the training pairs, both orders (default: {recipes.EPOCHS})")
+                        help=f"passes over the training and silver pairs, both orders (default: {recipes.EPOCHS})")
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per step (default: 32)")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
     parser.add_argument("--max-length", type=int, default=128, help="token limit per pair (default: 128)")
@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with CoSENT on the training pairs first (default), or give a bi-encoder")
     parser.add_argument("--teacher-epochs", type=int, default=recipes.TEACHER_EPOCHS,
                         help=f"CoSENT epochs of the 'cosent' teacher (default: {recipes.TEACHER_EPOCHS})")
+    parser.add_argument("--teacher-lr", type=float, default=recipes.TEACHER_LR,
+                        help=f"peak learning rate of the 'cosent' teacher (default: {recipes.TEACHER_LR:g})")
     parser.add_argument("--teacher-weight", type=float, default=recipes.TEACHER_WEIGHT,
                         help="share of the teacher's score in each label; 0 trains on the STS scores alone "
                              f"(default: {recipes.TEACHER_WEIGHT})")
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     result = recipes.train_stsb_reranker(
         args.data, args.out, base_model=args.base_model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         max_length=args.max_length, seed=args.seed, quick=args.quick, teacher=args.teacher,
-        teacher_epochs=args.teacher_epochs, teacher_weight=args.teacher_weight, silver=args.silver, device=args.device,
+        teacher_epochs=args.teacher_epochs, teacher_learning_rate=args.teacher_lr, teacher_weight=args.teacher_weight,
+        silver=args.silver, device=args.device,
         show_progress_bar=not args.no_progress,
     )
     test = "n/a (no sts-test.csv)" if result.test_spearman is None else f"{result.test_spearman:.4f}"

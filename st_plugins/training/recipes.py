@@ -27,7 +27,7 @@ __all__ = ["RecipeResult", "sts_examples", "pair_token_lengths", "read_sts_folde
 BASE_MODEL = "all-MiniLM-L6-v2"
 QUICK_TRAIN_PAIRS, QUICK_TEACHER_WEIGHT = 1500, 0.5
 # The reranker recipe's defaults (STS test Spearman and time in the README and train_stsb_reranker).
-EPOCHS, TEACHER, TEACHER_EPOCHS, TEACHER_WEIGHT, SILVER = 2, "cosent", 2, 0.5, 3000
+EPOCHS, TEACHER, TEACHER_EPOCHS, TEACHER_LR, TEACHER_WEIGHT, SILVER = 2, "cosent", 2, 2e-5, 0.5, 3000
 
 
 @dataclass
@@ -203,7 +203,7 @@ def pair_token_lengths(tokenizer, examples: list) -> Callable:
 def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
                         base_model: str = BASE_MODEL, epochs: int = EPOCHS, batch_size: int = 32, learning_rate: float = 1e-4,
                         warmup_ratio: float = 0.1, max_length: int = 128, seed: int = 12, quick: bool = False,
-                        teacher: str = TEACHER, teacher_epochs: int = TEACHER_EPOCHS,
+                        teacher: str = TEACHER, teacher_epochs: int = TEACHER_EPOCHS, teacher_learning_rate: float = TEACHER_LR,
                         teacher_weight: float = TEACHER_WEIGHT, silver: int = SILVER, device: str | None = "cpu", show_progress_bar: bool = True) -> RecipeResult:
     """Fine-tune ``base_model``'s transformer plus a fresh 1-label head into an STS cross-encoder.
 
@@ -222,6 +222,7 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
             (weight 0.5), no silver pairs.
         teacher: ``"cosent"`` (the base bi-encoder fine-tuned with CoSENT on the training pairs for
             ``teacher_epochs``, in memory) or a bi-encoder name or path used as it is.
+        teacher_learning_rate: Peak learning rate of the ``"cosent"`` teacher.
         teacher_weight: Share of the teacher in the labels of the STS pairs, in [0, 1] (0: STS scores only).
         silver: Number of extra teacher-labelled pairs (0: none).
 
@@ -253,7 +254,8 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
     elif teacher != "cosent":
         teacher_model = teacher
     else:  # the base bi-encoder fine-tuned with CoSENT on the same pairs, kept in memory
-        teacher_model = _cosent_model(base_model, train, splits["dev"], teacher_epochs, seed, device, show_progress_bar)
+        teacher_model = _cosent_model(base_model, train, splits["dev"], teacher_epochs, seed, device, show_progress_bar,
+                                      teacher_learning_rate)
     train = _distilled(train, teacher_model, teacher_weight, silver, seed, device)
     del teacher_model
     examples = sts_examples(train, both_orders=True)
@@ -311,12 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-weight", type=float, default=None, help="reranker: share of the bi-encoder teacher in the labels")
     parser.add_argument("--teacher", default=None, help='reranker: "cosent" (default) or a bi-encoder name or path')
     parser.add_argument("--teacher-epochs", type=int, default=None, help="reranker: CoSENT epochs of the teacher")
+    parser.add_argument("--teacher-lr", type=float, default=None, help="reranker: peak learning rate of the CoSENT teacher")
     parser.add_argument("--quick", action="store_true", help="1 epoch on a subset (smoke run)")
     args = parser.parse_args(argv)
     recipe = train_stsb_reranker if args.recipe == "reranker" else finetune_bi_encoder_cosent
     extra = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr), ("seed", args.seed),
                                           ("teacher_weight", args.teacher_weight), ("silver", args.silver),
-                                          ("teacher", args.teacher), ("teacher_epochs", args.teacher_epochs)) if v is not None}
+                                          ("teacher", args.teacher), ("teacher_epochs", args.teacher_epochs),
+                                          ("teacher_learning_rate", args.teacher_lr)) if v is not None}
     res = recipe(args.data, args.out, base_model=args.base_model, quick=args.quick, **extra)
     before = f" (before: {res.baseline_test_spearman:.4f})" if res.baseline_test_spearman is not None else ""
     print(f"saved to {res.path}\ndev Spearman {res.dev_spearman:.4f}; test Spearman "

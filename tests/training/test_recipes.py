@@ -91,17 +91,19 @@ def test_recipes_silver_pairs_are_near_neighbours_with_teacher_labels(tiny_bi_di
 def test_recipes_reranker_labels_blend_gold_and_teacher(tiny_sts_dir, tiny_bi_dir, tmp_path, monkeypatch):
     import st_plugins.training.recipes as recipes
 
-    seen = {}
+    calls = []
     real = recipes.sts_examples
-    monkeypatch.setattr(recipes, "sts_examples", lambda pairs, **kw: seen.setdefault("pairs", pairs) and real(pairs, **kw))
-    recipes.train_stsb_reranker(tiny_sts_dir, tmp_path / "rr", base_model=str(tiny_bi_dir), epochs=1, max_length=48,
-                                teacher=str(tiny_bi_dir), teacher_weight=0.25, silver=5, show_progress_bar=False)
+    monkeypatch.setattr(recipes, "sts_examples", lambda pairs, **kw: calls.append((pairs, kw)) or real(pairs, **kw))
+    result = recipes.train_stsb_reranker(tiny_sts_dir, tmp_path / "rr", base_model=str(tiny_bi_dir), epochs=1, max_length=48,
+                                         teacher=str(tiny_bi_dir), teacher_weight=0.25, silver=5, show_progress_bar=False)
     gold = read_sts_folder(tiny_sts_dir)["train"]
     teacher = recipes.BiEncoderTeacher(str(tiny_bi_dir), gold)
     t = teacher([(p.sentence1, p.sentence2) for p in gold])
-    blended = [p.score for p in seen["pairs"][:len(gold)]]
-    np.testing.assert_allclose(blended, [0.75 * p.score + 0.25 * 5 * x for p, x in zip(gold, t)], atol=1e-4)
-    assert len(seen["pairs"]) == len(gold) + 5
+    [(pairs, kw)] = calls
+    np.testing.assert_allclose([p.score for p in pairs[:len(gold)]], [0.75 * p.score + 0.25 * 5 * x for p, x in zip(gold, t)],
+                               atol=1e-4)
+    # The 64 gold pairs and 5 silver pairs, each in both orders: 138 examples, batches of 32.
+    assert len(pairs) == len(gold) + 5 and kw == {"both_orders": True} and result.steps == 5
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"teacher_weight": 1.5}, "teacher_weight"), ({"silver": -1}, "silver")])

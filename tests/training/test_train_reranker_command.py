@@ -18,6 +18,7 @@ def test_train_reranker_is_registered_with_the_cli():
     parser = cli.build_parser()
     args = parser.parse_args(["train-reranker", "--data", "d", "--out", "o", "--quick"])
     assert (args.data, args.out, args.quick, args.epochs, args.base_model) == ("d", "o", True, 2, "all-MiniLM-L6-v2")
+    assert (args.teacher, args.teacher_epochs, args.teacher_lr, args.teacher_weight, args.silver) == ("cosent", 2, 2e-5, 0.5, 3000)
     assert train_reranker.NAME == "train-reranker"
 
 
@@ -37,6 +38,23 @@ def test_train_reranker_default_out_is_st_plugins_home_and_short_name_loads(tiny
     pairs = [("A man is eating pasta.", "A man is eating food.")]
     assert CrossEncoder(registry.STSB_RERANKER, device="cpu").predict(pairs) == pytest.approx(
         CrossEncoder(str(folder), device="cpu").predict(pairs), abs=0)
+
+
+def test_train_reranker_passes_the_teacher_settings_to_the_cosent_teacher(tiny_sts_dir, tiny_bi_dir, tmp_path, monkeypatch,
+                                                                          capsys):
+    from st_plugins.training import recipes
+
+    seen = []
+    real = recipes._cosent_model
+
+    def spy(base_model, train, dev, epochs, seed, device, show_progress_bar, learning_rate=2e-5, *args):
+        seen.append((base_model, len(train), epochs, seed, learning_rate))
+        return real(base_model, train, dev, epochs, seed, device, show_progress_bar, learning_rate, *args)
+
+    monkeypatch.setattr(recipes, "_cosent_model", spy)
+    code, _, _ = _run(capsys, "--data", str(tiny_sts_dir), "--out", str(tmp_path / "t"), "--base-model", str(tiny_bi_dir),
+                      "--epochs", "1", "--teacher-epochs", "1", "--teacher-lr", "3e-4", "--seed", "5", "--no-progress")
+    assert code == 0 and seen == [(str(tiny_bi_dir), 64, 1, 5, 3e-4)]
 
 
 def test_train_reranker_quick_fails_below_its_bar(tiny_sts_dir, tiny_bi_dir, tmp_path, capsys):
