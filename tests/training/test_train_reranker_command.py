@@ -17,8 +17,8 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_train_reranker_is_registered_with_the_cli():
     parser = cli.build_parser()
     args = parser.parse_args(["train-reranker", "--data", "d", "--out", "o", "--quick"])
-    assert (args.data, args.out, args.quick, args.epochs, args.base_model) == ("d", "o", True, 2, "all-MiniLM-L6-v2")
-    assert (args.teacher, args.teacher_epochs, args.teacher_lr, args.teacher_weight, args.silver) == ("cosent", 2, 2e-5, 0.5, 3000)
+    assert (args.data, args.out, args.quick, args.epochs, args.base_model) == ("d", "o", True, 3, "all-MiniLM-L6-v2")
+    assert (args.teacher, args.teacher_epochs, args.teacher_lr, args.teacher_weight, args.silver) == ("cosent", 2, 2e-5, 0.5, 2000)
     assert train_reranker.NAME == "train-reranker"
 
 
