@@ -109,7 +109,7 @@ def _distilled(train: list[StsPair], teacher_model, teacher_weight: float, silve
 def _cosent_model(base_model: str, train: list[StsPair], dev: list[StsPair], epochs: int, seed: int,
                   device: str | None, show_progress_bar: bool, learning_rate: float = 2e-5, batch_size: int = 32,
                   warmup_ratio: float = 0.1):
-    """``base_model`` fine-tuned with CoSENT on ``train`` (best epoch on ``dev`` kept), and the training result."""
+    """``base_model`` fine-tuned with CoSENT on ``train`` (best epoch on ``dev`` kept) and its :class:`TrainResult`."""
     from st_plugins.core.bi_encoder import SentenceTransformer
     from st_plugins.training.losses import CoSENTLoss
     from st_plugins.training.trainer import Trainer, TrainingArguments
@@ -118,8 +118,7 @@ def _cosent_model(base_model: str, train: list[StsPair], dev: list[StsPair], epo
     evaluator = _embedding_evaluator(dev, "dev")
     args = TrainingArguments(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
                              seed=seed, group_by_length=True, show_progress_bar=show_progress_bar)
-    model.last_train_result = Trainer(model, CoSENTLoss(model), sts_examples(train), args, evaluator).train()
-    return model
+    return model, Trainer(model, CoSENTLoss(model), sts_examples(train), args, evaluator).train()
 
 
 def _cross_encoder_from_bi_encoder(base_model: str, seed: int, max_length: int, device: str | None):
@@ -209,8 +208,9 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
 
     Binary cross-entropy with both pair orders, AdamW with linear warm-up and decay, evaluation on
     dev after each epoch, the best epoch kept and saved to ``out``. The labels are distilled: each
-    is ``(1 - teacher_weight) * score / 5 + teacher_weight * teacher``, where the teacher is the base
-    bi-encoder's cosine mapped onto the STS scale (:class:`BiEncoderTeacher`), and ``silver`` extra
+    is ``(1 - teacher_weight) * score / 5 + teacher_weight * teacher``, where the teacher is a
+    bi-encoder's cosine mapped onto the STS scale (:class:`BiEncoderTeacher`; by default the base
+    model fine-tuned with CoSENT on the same pairs), and ``silver`` extra
     pairs of training sentences (near neighbours, :func:`silver_pairs`) carry the teacher's label
     alone. The STS labels alone overfit the training genres (test Spearman 0.822 against dev 0.863);
     the bi-encoder, trained on far more data, generalises, and rank-averaging the two gives 0.855.
@@ -254,8 +254,8 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
     elif teacher != "cosent":
         teacher_model = teacher
     else:  # the base bi-encoder fine-tuned with CoSENT on the same pairs, kept in memory
-        teacher_model = _cosent_model(base_model, train, splits["dev"], teacher_epochs, seed, device, show_progress_bar,
-                                      teacher_learning_rate)
+        teacher_model, _ = _cosent_model(base_model, train, splits["dev"], teacher_epochs, seed, device, show_progress_bar,
+                                         teacher_learning_rate)
     train = _distilled(train, teacher_model, teacher_weight, silver, seed, device)
     del teacher_model
     examples = sts_examples(train, both_orders=True)
@@ -290,11 +290,10 @@ def finetune_bi_encoder_cosent(data: str | os.PathLike | None = None, out: str |
     train = _subset(splits["train"], QUICK_TRAIN_PAIRS, seed) if quick else splits["train"]
     test = _embedding_evaluator(splits["test"], "test") if "test" in splits else None
     baseline = test(SentenceTransformer(base_model, device=device))["sts-test_spearman_cosine"] if test else None
-    model = _cosent_model(base_model, train, splits["dev"], 1 if quick else epochs, seed, device, show_progress_bar,
-                          learning_rate, batch_size, warmup_ratio)
+    model, result = _cosent_model(base_model, train, splits["dev"], 1 if quick else epochs, seed, device, show_progress_bar,
+                                  learning_rate, batch_size, warmup_ratio)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(os.fspath(out_dir))
-    result = model.last_train_result
     return RecipeResult(out_dir, result.best_score, test(model)["sts-test_spearman_cosine"] if test else None, baseline,
                         time.perf_counter() - wall, time.process_time() - cpu, result.steps)
 
