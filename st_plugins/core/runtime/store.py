@@ -21,27 +21,34 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["FORMAT", "backends_dir", "content_hash", "library_key", "artifact_dir", "publish", "weights_hash"]
+__all__ = ["FORMAT", "home_dir", "backends_dir", "content_hash", "library_key", "artifact_dir", "publish", "is_complete",
+           "read_meta"]
 
 FORMAT = 2  # bump when the export recipe changes
 _SKIP_DIRS = {".git", "onnx", "openvino", "__pycache__"}
 _SKIP_FILES = {"README.md", ".gitattributes"}
 
 
+def home_dir() -> Path:
+    """Where st_plugins keeps what it makes: ``$ST_PLUGINS_HOME``, else ``st_plugins`` in the user cache dir
+    (``$XDG_CACHE_HOME``, ``~/.cache``, or ``%LOCALAPPDATA%`` on Windows)."""
+    env = os.environ.get("ST_PLUGINS_HOME")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "st_plugins"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "st_plugins"
+
+
 def backends_dir() -> Path:
-    """``$ST_PLUGINS_HOME/backends``, else ``backends`` in the user cache dir.
+    """``backends`` under :func:`home_dir`: the graph cache.
 
     Example:
         >>> backends_dir().name
         'backends'
     """
-    env = os.environ.get("ST_PLUGINS_HOME")
-    if env:
-        return Path(env).expanduser() / "backends"
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "st_plugins" / "backends"
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "st_plugins" / "backends"
+    return home_dir() / "backends"
 
 
 def _model_files(folder: Path) -> list[tuple[str, Path]]:
@@ -85,15 +92,6 @@ def content_hash(folder: str | os.PathLike) -> str:
     return digest
 
 
-def weights_hash(named_arrays: Callable[[], object]) -> str:
-    """SHA-256 over ``(name, bytes)`` pairs: the key of weights changed in memory (e.g. after training)."""
-    digest = hashlib.sha256()
-    for name, array in named_arrays():
-        digest.update(name.encode() + b"\0")
-        digest.update(memoryview(array).cast("B"))
-    return "mem" + digest.hexdigest()[3:]
-
-
 def library_key(variant: str) -> str:
     """Variant + st_plugins version + onnxruntime version + export format.
 
@@ -107,7 +105,7 @@ def library_key(variant: str) -> str:
         from importlib.metadata import version
 
         ort = version("onnxruntime")
-    except Exception:  # noqa: BLE001 - not installed: the key still works, the session will say why
+    except ImportError:  # PackageNotFoundError: not installed; the key still works, the session will say why
         ort = "none"
     return f"{variant}-st{__version__}-ort{ort}-f{FORMAT}"
 
