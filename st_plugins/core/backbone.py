@@ -7,16 +7,9 @@ from typing import Any
 
 from st_plugins.errors import InputValueError, ModelFormatError, UnsafeCheckpointError
 
-__all__ = ["check_weights", "load_tokenizer", "load_transformer", "resolve_dtype", "default_device"]
+__all__ = ["check_weights", "load_tokenizer", "load_transformer", "resolve_dtype"]
 
 _PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
-
-
-def default_device() -> str:
-    """``"cuda"`` when a GPU is usable, else ``"cpu"``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_weights(folder: Path, allow_pickle: bool) -> bool:

@@ -1,6 +1,7 @@
 """A process-wide, thread-safe model cache keyed by the full load configuration.
 
-Every adapter asks here, so one process holds one instance per (kind, model, settings).
+Every adapter asks here, so one process holds one instance per (kind, model, settings), and so one
+runtime (graph session, tokenizer) per model; the instances are safe to share between threads.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 import threading
 from collections import Counter
 from typing import Any
+
+from st_plugins.errors import InputValueError
 
 __all__ = ["get_model", "load_counts", "clear_cache", "cache_key"]
 
@@ -46,7 +49,7 @@ def cache_key(kind: str, model: str | os.PathLike, **settings: Any) -> str:
 
 
 def _default_device() -> str:
-    from st_plugins.core.backbone import default_device
+    from st_plugins.core.encoder import default_device
 
     return default_device()
 
@@ -82,7 +85,7 @@ def _load(kind: str, model: str | os.PathLike, settings: dict[str, Any]) -> Any:
     elif kind == "cross":
         from st_plugins.core.cross_encoder import CrossEncoder as cls
     else:
-        raise ValueError(f"`kind` must be 'bi' or 'cross'; got {kind!r}.")
+        raise InputValueError(f"`kind` must be 'bi' or 'cross'; got {kind!r}.")
     return cls(model, **settings)
 
 

@@ -1,36 +1,84 @@
-"""The cross-encoder: sentence-transformers' ``CrossEncoder`` API (predict, rank, save) on transformers.
+"""The cross-encoder: sentence-transformers' ``CrossEncoder`` API (predict, rank, save), on the runtime by default.
 
 A cross-encoder reads a (query, document) pair jointly and returns one score (one label) or one score
-per label. Loading, batching and input checks are the bi-encoder's; folder formats live in
-:mod:`st_plugins.core.cross_folder`.
+per label. Tokenization, batching, engine choice and the batch loop are the bi-encoder's
+(:mod:`st_plugins.core.runtime`, :mod:`st_plugins.core.encoder`); the folder's description is
+:class:`~st_plugins.core.spec.CrossSpec`.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from st_plugins.core import batching
-from st_plugins.core import cross_folder as cf
-from st_plugins.core.backbone import default_device, load_transformer
-from st_plugins.core.backends import check_backend
-from st_plugins.core.backends.dispatch import FastPath, probe_batches
+from st_plugins.core.bi_encoder import _runtime_can_serve
+from st_plugins.core.encoder import Encoder
+from st_plugins.core.resolve import resolve_model_path
+from st_plugins.core.runtime.engines import OrtCrossEngine
+from st_plugins.core.runtime.heads import ACTIVATIONS
+from st_plugins.core.runtime.loop import in_input_order
+from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
+from st_plugins.core.spec import LEGACY_ACTIVATION_KEY, CrossSpec, read_cross_spec
 from st_plugins.core.validation import as_pair_list, as_text_list, check_positive_int
-from st_plugins.errors import InputTypeError, InputValueError
+from st_plugins.errors import InputTypeError, InputValueError, ModelNotFoundError
 
-__all__ = ["CrossEncoder"]
-
-_BACKENDS = ("auto", "torch", "onnx", "bf16")  # int8 is a bi-encoder path only
+__all__ = ["CrossEncoder", "activation_name"]
 
 
-class CrossEncoder(nn.Module):
+def _locate(name: Any, cache_folder: Any, revision: str | None, local_files_only: bool) -> Path:
+    """:func:`resolve_model_path`, then hub repo ``cross-encoder/<name>`` for a bare name (as sentence-transformers)."""
+    kwargs = {"cache_folder": cache_folder, "revision": revision, "local_files_only": local_files_only}
+    try:
+        return resolve_model_path(name, **kwargs)
+    except ModelNotFoundError as first:
+        text = os.fspath(name)
+        if "/" in text or os.sep in text or text.startswith((".", "~")):
+            raise
+        try:
+            return resolve_model_path(f"cross-encoder/{text}", **kwargs)
+        except ModelNotFoundError:
+            raise ModelNotFoundError(f"{first}\nAlso tried hub repo 'cross-encoder/{text}'.") from None
+
+
+def activation_name(fn: Any) -> str | None:
+    """Dotted class path of an activation module (what config files store), else ``None`` (a plain function).
+
+    Example:
+        >>> import torch
+        >>> activation_name(torch.nn.Sigmoid())
+        'torch.nn.modules.activation.Sigmoid'
+    """
+    cls = fn if isinstance(fn, type) else type(fn)
+    if not any(c.__name__ == "Module" and c.__module__.startswith("torch.nn") for c in cls.__mro__):
+        return None
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def _folder_activation(spec: CrossSpec, num_labels: int, trust_remote_code: bool) -> str:
+    """The activation's dotted name as sentence-transformers picks it: config_sentence_transformers.json,
+    then config.json, else Sigmoid for one label and Identity otherwise (non-torch names need trust)."""
+    for source, dotted in (("config_sentence_transformers.json", spec.st_activation), ("config.json", spec.hf_activation)):
+        if not dotted:
+            continue
+        if dotted.startswith("torch.") or trust_remote_code:
+            return dotted
+        warnings.warn(
+            f"Activation {dotted!r} from {source} is not a torch class and was not imported; using the default "
+            "activation instead. Pass `trust_remote_code=True` to import it.", UserWarning, stacklevel=4)
+    return "torch.nn.modules.activation.Sigmoid" if num_labels == 1 else "torch.nn.modules.linear.Identity"
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class CrossEncoder(Encoder):
     """Score (query, document) pairs; drop-in for ``sentence_transformers.CrossEncoder``.
 
     Args:
@@ -49,8 +97,8 @@ class CrossEncoder(nn.Module):
         tokenizer_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
         config_kwargs: Passed to ``AutoConfig.from_pretrained`` (e.g. ``classifier_dropout``).
         allow_pickle: Accept ``pytorch_model.bin`` checkpoints (unsafe; off by default).
-        backend: How :meth:`predict` runs: ``"auto"`` (default: the exact ONNX Runtime path when available on
-            CPU, else torch), ``"torch"``, ``"onnx"`` (exact, CPU) or ``"bf16"``. See :mod:`st_plugins.core.backends`.
+        backend: ``"auto"`` (default: the runtime's exact graph on the CPU, else torch), ``"torch"``,
+            ``"onnx"`` (exact, CPU) or ``"bf16"``.
 
     Training hooks (used by ``st_plugins.training``): ``features = model.tokenize_pairs(pairs)`` gives
     padded CPU tensors (truncated to :attr:`max_length`, input order kept) and
@@ -67,6 +115,9 @@ class CrossEncoder(nn.Module):
         >>> [hit["corpus_id"] for hit in model.rank("A query", ["doc a", "doc b"], top_k=1)] in ([0], [1])
         True
     """
+
+    _kind = "cross"
+    _allowed = ("auto", "torch", "onnx", "bf16")  # int8 is a bi-encoder path only
 
     def __init__(
         self,
@@ -86,116 +137,152 @@ class CrossEncoder(nn.Module):
         allow_pickle: bool = False,
         backend: str = "auto",
     ) -> None:
-        super().__init__()
-        check_backend(backend, _BACKENDS)
         for value, name in ((num_labels, "num_labels"), (max_length, "max_length")):
             if value is not None:
                 check_positive_int(value, name)
+        if activation_fn is not None and not callable(activation_fn):
+            raise InputTypeError(
+                f"`activation_fn` must be callable (e.g. torch.nn.Sigmoid()); got {type(activation_fn).__name__}."
+            )
         self.model_name_or_path = str(model_name_or_path)
-        root = cf.locate_cross_encoder(model_name_or_path, cache_folder, revision, local_files_only)
-        self.folder = cf.read_cross_folder(root)
-        self.model = load_transformer(
-            self.folder.transformer_path, task="sequence-classification", model_kwargs=model_kwargs,
-            config_kwargs=self.folder.config_kwargs(config_kwargs, num_labels), trust_remote_code=trust_remote_code,
-            allow_pickle=allow_pickle,
-        )
-        self.tokenizer = cf.load_cross_tokenizer(self.folder, tokenizer_kwargs, trust_remote_code)
-        self.max_length = cf.initial_max_length(self.folder, max_length, tokenizer_kwargs, self.model.config,
-                                             self.tokenizer)
-        self.activation_fn = cf.resolve_activation(activation_fn, self.folder, self.num_labels, trust_remote_code)
-        if hasattr(self.model.config, cf.LEGACY_ACTIVATION_KEY):
-            delattr(self.model.config, cf.LEGACY_ACTIVATION_KEY)
-        self._forward_keys = cf.model_input_keys(self.model)
-        self.to(device or default_device())
-        self._fast = FastPath(backend, "cross", root, self.device, _BACKENDS)
-        self.eval()
+        root = _locate(model_name_or_path, cache_folder, revision, local_files_only)
+        self.spec = read_cross_spec(root)
+        self.num_labels = int(num_labels or self.spec.num_labels)
+        self._load_settings = (model_kwargs, self.spec.config_kwargs(config_kwargs, num_labels), trust_remote_code,
+                               allow_pickle, tokenizer_kwargs)
+        self._explicit_max = max_length or (tokenizer_kwargs or {}).get("model_max_length")
+        self._max_length: int | None = None
+        self._tokenizers: dict[Any, Any] = {}
+        self._activation_path = _folder_activation(self.spec, self.num_labels, trust_remote_code)
+        self._activation = activation_fn
+        served = (_runtime_can_serve(model_kwargs, config_kwargs, trust_remote_code) and self.spec.is_classifier
+                  and self.num_labels == self.spec.num_labels)
+        self._setup(root, backend, device, served, allow_pickle)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "activation_fn":  # a plain attribute, never a registered sub-module (as sentence-transformers)
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+    # ----------------------------------------------------------------- engines (see Encoder)
+    def _load_torch(self) -> Any:
+        from st_plugins.core.torch_models import TorchCrossEncoder
 
+        model_kwargs, config_kwargs, trust_remote_code, allow_pickle, _ = self._load_settings
+        module = TorchCrossEncoder.load(self.spec.transformer_path, model_kwargs, config_kwargs, trust_remote_code,
+                                        allow_pickle)
+        if hasattr(module.model.config, LEGACY_ACTIVATION_KEY):
+            delattr(module.model.config, LEGACY_ACTIVATION_KEY)
+        return module
+
+    def _graph_engine(self, graph: Any) -> OrtCrossEngine:
+        return OrtCrossEngine(graph)
+
+    def _tokenizer_for(self, graph: Any) -> TextTokenizer:
+        if self._load_settings[4]:
+            return self._torch_tokenizer()
+        if graph.folder not in self._tokenizers:
+            self._tokenizers[graph.folder] = graph.tokenizer()
+        return self._prepared(self._tokenizers[graph.folder])
+
+    def _torch_tokenizer(self) -> TextTokenizer:
+        if "hf" not in self._tokenizers:
+            self._tokenizers["hf"] = TextTokenizer.from_transformers(self.tokenizer, lowercase=self.spec.do_lower_case)
+        return self._prepared(self._tokenizers["hf"])
+
+    def _prepared(self, tokenizer: TextTokenizer) -> TextTokenizer:
+        if self._max_length is None:
+            self._max_length = max_length_rule(self._explicit_max, self.spec.max_seq_length,
+                                               tokenizer.facts.model_max_length,
+                                               self.spec.config.get("max_position_embeddings"))
+        if tokenizer.max_length != self._max_length:
+            tokenizer.max_length = self._max_length
+        return tokenizer
+
+    @property
+    def tokenizer(self) -> Any:
+        """The transformers tokenizer (imports transformers; scoring uses the runtime's own)."""
+        if "hf_tokenizer" not in self._tokenizers:
+            from st_plugins.core.backbone import load_tokenizer
+
+            self._tokenizers["hf_tokenizer"] = load_tokenizer(self.spec.transformer_path, None,
+                                                              self._load_settings[2], self._load_settings[4])
+        return self._tokenizers["hf_tokenizer"]
+
+    @property
+    def model(self) -> Any:
+        """The transformers sequence-classification model (loads the torch engine)."""
+        return self._torch_module().model
+
+    @property
+    def config(self) -> Any:
+        """The transformers config (``config.id2label`` names the labels; loads the torch engine)."""
+        return self.model.config
+
+    # ----------------------------------------------------------------- properties
     @property
     def max_length(self) -> int:
         """Pairs longer than this many tokens are truncated (``longest_first``)."""
+        if self._max_length is None:
+            self._engine()
         return self._max_length
 
     @max_length.setter
     def max_length(self, value: int) -> None:
         self._max_length = check_positive_int(value, "max_length")
-        self.tokenizer.model_max_length = self._max_length
 
     max_seq_length = max_length
 
     @property
-    def num_labels(self) -> int:
-        return int(self.model.config.num_labels)
+    def activation_fn(self) -> Callable:
+        """Applied to the logits by :meth:`predict` (a torch module unless set to another callable)."""
+        if self._activation is None:
+            from st_plugins.core.heads import build_activation
 
-    @property
-    def config(self):
-        """The transformers config (``config.id2label`` names the labels)."""
-        return self.model.config
+            self._activation = build_activation(self._activation_path, trust_remote_code=True)
+        return self._activation
 
-    @property
-    def backend(self) -> str:
-        """The inference backend of :meth:`predict` / :meth:`rank` (settable; see :mod:`st_plugins.core.backends`)."""
-        return self._fast.backend
+    @activation_fn.setter
+    def activation_fn(self, value: Callable) -> None:
+        self._activation = value
+        self._activation_path = activation_name(value) or self._activation_path
 
-    @backend.setter
-    def backend(self, value: str) -> None:
-        self._fast = FastPath(value, "cross", self._fast.root, self.device, _BACKENDS)
+    def _apply(self, fn: Callable | None, logits: np.ndarray) -> np.ndarray:
+        """``fn`` on float32 logits: in numpy when it is a known torch activation, else through torch."""
+        name = self._activation_path if fn is None else activation_name(fn)
+        if name in ACTIVATIONS:
+            return ACTIVATIONS[name](logits)
+        import torch
 
-    def _probe_batches(self) -> list[dict[str, np.ndarray]]:
-        return probe_batches(self.tokenizer, self.max_length, pairs=True)
+        return np.asarray((fn or self.activation_fn)(torch.from_numpy(logits)).detach().float().cpu().numpy())
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, list[list[int]]]:
-        return batching.tokenize(self.tokenizer, [q for q, _ in pairs], self.max_length, pairs=[d for _, d in pairs])
-
-    def tokenize_pairs(self, pairs: Any) -> dict[str, Tensor]:
+    # ----------------------------------------------------------------- training hooks (torch)
+    def tokenize_pairs(self, pairs: Any) -> dict[str, Any]:
         """Padded features (CPU tensors) for a list of (query, document) pairs, in input order."""
+        import torch
+
         items, _ = as_pair_list(pairs, "pairs")
         if not items:
             raise InputValueError("`pairs` must hold at least one (query, document) pair; got an empty list.")
-        enc = self._encode(items)
-        return next(batching.padded_batches(self.tokenizer, enc, np.arange(len(items)), len(items)))[1]
+        tokenizer = self._torch_tokenizer()
+        batch = tokenizer.batch(tokenizer.encode([q for q, _ in items], [d for _, d in items]))
+        return {k: torch.from_numpy(v) for k, v in batch.items()}
 
-    def forward(self, features: dict[str, Tensor]) -> Tensor:
-        inputs = {k: features[k].to(self.device) for k in self._forward_keys if k in features}
-        return self.model(**inputs, return_dict=True).logits.float()
+    def forward(self, features: dict[str, Any]) -> Any:
+        module = self._torch_module()
+        return module({k: v.to(self.device) for k, v in features.items() if k in module.keys})
 
-    def logits(self, features: dict[str, Tensor]) -> Tensor:
+    def logits(self, features: dict[str, Any]) -> Any:
         """Float32 logits ``(batch, num_labels)`` for :meth:`tokenize_pairs` features (differentiable)."""
-        return self(features)
+        return self.forward(features)
 
-    @torch.inference_mode()
+    # ----------------------------------------------------------------- predict / rank
     def _scores(self, pairs: list[tuple[str, str]], batch_size: int, show: bool, fn: Callable | None,
-                softmax: bool) -> Tensor:
-        enc = self._encode(pairs)
-        rows: list[Any] = [None] * len(pairs)
-        was_training = self.training
-        self.eval()
-        try:
-            with tqdm(total=len(pairs), desc="Batches", disable=not show, unit="pair") as bar:
-                batches = batching.padded_batches(self.tokenizer, enc, batching.length_order(enc), batch_size)
-                fast = self._fast.runner(self.model, self.device, self._probe_batches, self._forward_keys)
-                for idx, feats, out in fast.stream(batches) if fast else ((i, f, None) for i, f in batches):
-                    logits = self.logits(feats) if out is None else torch.as_tensor(out, device=self.device).float()
-                    scores = fn(logits) if fn is not None else logits
-                    if self.num_labels == 1 and scores.ndim > 1:
-                        scores = scores.squeeze(-1)
-                    if softmax and scores.ndim > 1:
-                        scores = torch.softmax(scores, dim=1)
-                    for row, i in enumerate(idx):
-                        rows[i] = scores[row]
-                    bar.update(len(idx))
-        finally:
-            self.train(was_training)
-        return torch.stack(rows).float()
+                softmax: bool) -> np.ndarray:
+        engine, tokenizer = self._engine()
+        encodings = tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
+        logits = in_input_order(engine.stream(tokenizer.batches(encodings, batch_size)), len(pairs), show, "pair")[0]
+        scores = self._apply(fn, logits.astype(np.float32))
+        if self.num_labels == 1 and scores.ndim > 1:
+            scores = scores[:, 0]
+        if softmax and scores.ndim > 1:
+            scores = _softmax(scores)
+        return scores.astype(np.float32)
 
     def predict(
         self,
@@ -206,7 +293,7 @@ class CrossEncoder(nn.Module):
         apply_softmax: bool = False,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-    ) -> np.ndarray | np.float32 | Tensor | list[Tensor]:
+    ) -> Any:
         """Score pairs, in input order (batches are formed by token length).
 
         Args:
@@ -216,7 +303,7 @@ class CrossEncoder(nn.Module):
             activation_fn: Used instead of :attr:`activation_fn` (applied to float32 logits).
             apply_softmax: Softmax over labels (multi-label models).
             convert_to_numpy: Return float32 numpy (default); otherwise a list of tensors.
-            convert_to_tensor: Return one tensor (wins over ``convert_to_numpy``).
+            convert_to_tensor: Return one tensor (wins over ``convert_to_numpy``; imports torch).
 
         Returns:
             Shape ``(n,)`` for one label, ``(n, num_labels)`` otherwise (``n`` may be 0); one pair gives a
@@ -228,12 +315,20 @@ class CrossEncoder(nn.Module):
         """
         pairs, single = as_pair_list(sentences, "sentences")
         check_positive_int(batch_size, "batch_size")
-        fn = activation_fn if activation_fn is not None else self.activation_fn
+        if activation_fn is not None and not callable(activation_fn):
+            raise InputTypeError(f"`activation_fn` must be callable; got {type(activation_fn).__name__}.")
+        fn = activation_fn if activation_fn is not None else self._activation
         if pairs:
             scores = self._scores(pairs, batch_size, bool(show_progress_bar), fn, apply_softmax)
         else:
-            scores = torch.zeros((0,) if self.num_labels == 1 else (0, self.num_labels), device=self.device)
-        out = scores if convert_to_tensor else scores.cpu().numpy() if convert_to_numpy else list(scores)
+            scores = np.zeros((0,) if self.num_labels == 1 else (0, self.num_labels), dtype=np.float32)
+        if convert_to_tensor or not convert_to_numpy:
+            import torch
+
+            tensor = torch.from_numpy(scores).to(self._device)
+            out: Any = tensor if convert_to_tensor else list(tensor)
+        else:
+            out = scores
         return out[0] if single else out
 
     def rank(
@@ -253,9 +348,10 @@ class CrossEncoder(nn.Module):
             InputTypeError: ``query`` is not a str, ``documents`` not a list of str.
         """
         if self.num_labels != 1:
+            labels = list((self.spec.config.get("id2label") or {}).values())
             raise InputValueError(
                 f"`rank` needs a model with num_labels=1 (one relevance score); this model has {self.num_labels} "
-                f"labels {list(self.config.id2label.values())}. Use `predict` on (query, document) pairs instead."
+                f"labels {labels}. Use `predict` on (query, document) pairs instead."
             )
         if not isinstance(query, str):
             raise InputTypeError(f"`query` must be a str; got {type(query).__name__}.")
@@ -265,24 +361,21 @@ class CrossEncoder(nn.Module):
         if top_k is not None:
             check_positive_int(top_k, "top_k")
         scores = self.predict([(query, d) for d in docs], batch_size=batch_size, show_progress_bar=show_progress_bar,
-                              activation_fn=activation_fn, convert_to_tensor=True).tolist()
+                              activation_fn=activation_fn).tolist()
         hits = [{"corpus_id": i, "score": s} for i, s in enumerate(scores)]
         if return_documents:
             hits = [{**hit, "text": docs[hit["corpus_id"]]} for hit in hits]
         return sorted(hits, key=lambda hit: hit["score"], reverse=True)[:top_k]
 
-    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
-        """LangChain ``BaseCrossEncoder`` protocol: one float per pair (label 1's score for multi-label models)."""
-        pairs, _ = as_pair_list(text_pairs, "text_pairs")
-        scores = self.predict(pairs, convert_to_numpy=True)
-        return [float(s) for s in (scores[:, 1] if scores.ndim > 1 else scores)]
-
     def save(self, path: str | os.PathLike, safe_serialization: bool = True) -> None:
         """Write a folder sentence-transformers' ``CrossEncoder`` loads with identical scores (safetensors)."""
-        cf.save_cross_encoder(self, Path(path))
+        from st_plugins.core.saving import save_cross_encoder
+
+        save_cross_encoder(self, Path(path))
 
     save_pretrained = save
 
     def __repr__(self) -> str:
         return (f"CrossEncoder({self.model_name_or_path!r}, num_labels={self.num_labels}, "
-                f"max_length={self.max_length}, activation_fn={self.activation_fn!r}, device={str(self.device)!r})")
+                f"max_length={self.max_length}, activation_fn={self._activation_path.rsplit('.', 1)[-1]}(), "
+                f"device={self._device!r}, backend={self.backend!r})")

@@ -3,22 +3,31 @@
 Order: a registered name (the packaged all-MiniLM-L6-v2 first), then an existing local folder,
 then the Hugging Face hub cache (``cache_folder``, ``revision``, ``local_files_only``,
 ``HF_HUB_OFFLINE``). When nothing is found one :class:`ModelNotFoundError` lists what was tried.
+
+Names of models made elsewhere come from installed packages: each entry point in the group
+``st_plugins.models`` names a function returning ``{name: locate}`` (``locate()`` gives the folder or
+``None``), as :func:`register_model` takes. They are read once, the first time a name is not
+registered, so resolving never imports more than those small modules (no torch).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from st_plugins.core.home import STSB_RERANKER, locate_stsb_reranker
 from st_plugins.errors import InputTypeError, ModelNotFoundError
 
-__all__ = ["register_model", "registered_models", "resolve_model_path"]
+__all__ = ["ENTRY_POINT_GROUP", "register_model", "registered_models", "resolve_model_path"]
+
+ENTRY_POINT_GROUP = "st_plugins.models"
 
 _REGISTRY: dict[str, Callable[[], Path | None]] = {}
 _LOCK = threading.Lock()
+_DISCOVERY_LOCK = threading.Lock()  # separate: a provider module may call register_model while it loads
+_discovered = False
 
 
 def _packaged_minilm() -> Path | None:
@@ -45,15 +54,49 @@ def register_model(name: str, locate: Callable[[], Path | None]) -> None:
         _REGISTRY[name] = locate
 
 
+def _discover() -> None:
+    """Register the names installed packages provide through ``st_plugins.models`` (once per process).
+
+    A name registered in code wins over the same name from an entry point.
+    """
+    global _discovered
+    with _DISCOVERY_LOCK:
+        if _discovered:
+            return
+        from importlib.metadata import entry_points
+
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                provided = entry.load()()
+            except (ImportError, AttributeError) as exc:  # a broken plugin must not break loading folders
+                warnings.warn(f"Skipping the model names of entry point {entry.value!r} "
+                              f"(group {ENTRY_POINT_GROUP!r}): {exc}", RuntimeWarning, stacklevel=3)
+                continue
+            with _LOCK:
+                for name, locate in provided.items():
+                    _REGISTRY.setdefault(name, locate)
+        _discovered = True
+
+
 def registered_models() -> list[str]:
     """Names that :func:`resolve_model_path` knows without looking anywhere else."""
+    _discover()
     with _LOCK:
         return sorted(_REGISTRY)
 
 
+def _registered(name: str) -> Callable[[], Path | None] | None:
+    with _LOCK:
+        locate = _REGISTRY.get(name)
+    if locate is None and not _discovered:
+        _discover()
+        with _LOCK:
+            locate = _REGISTRY.get(name)
+    return locate
+
+
 register_model("all-MiniLM-L6-v2", _packaged_minilm)
 register_model("sentence-transformers/all-MiniLM-L6-v2", _packaged_minilm)
-register_model(STSB_RERANKER, locate_stsb_reranker)  # made by `st-plugins train-reranker`
 
 
 def _offline() -> bool:
@@ -67,13 +110,23 @@ def _hub_candidates(name: str) -> list[str]:
 
 
 def _from_hub(repo_id: str, cache_folder: str | None, revision: str | None, local_only: bool,
-              token: bool | str | None) -> Path:
+              token: bool | str | None) -> tuple[Path | None, str]:
+    """The snapshot folder of ``repo_id``, or ``None`` and the hub's first line of why not."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub import utils as hub  # re-exports the hub's errors in every supported version
 
-    folder = snapshot_download(
-        repo_id, revision=revision, cache_dir=cache_folder, local_files_only=local_only, token=token
-    )
-    return Path(folder)
+    # What the hub raises for a repo that is not there: not cached, unknown repo / revision / file,
+    # offline, an HTTP error, or a malformed id (HFValidationError). Anything else is a bug: let it through.
+    not_there = (hub.LocalEntryNotFoundError, hub.EntryNotFoundError, hub.RepositoryNotFoundError,
+                 hub.RevisionNotFoundError, hub.HfHubHTTPError, hub.OfflineModeIsEnabled, hub.HFValidationError,
+                 OSError, ValueError)
+    try:
+        folder = snapshot_download(
+            repo_id, revision=revision, cache_dir=cache_folder, local_files_only=local_only, token=token
+        )
+    except not_there as exc:
+        return None, (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return Path(folder), ""
 
 
 def resolve_model_path(
@@ -109,8 +162,7 @@ def resolve_model_path(
         )
     name = os.fspath(name_or_path)
     tried: list[str] = []
-    with _LOCK:
-        locate = _REGISTRY.get(name)
+    locate = _registered(name)
     if locate is not None and revision is None:
         found = locate()
         if found is not None and found.is_dir():
@@ -123,13 +175,12 @@ def resolve_model_path(
     local_only = local_files_only or _offline()
     cache = os.fspath(cache_folder) if cache_folder is not None else None
     for repo_id in _hub_candidates(name):
-        try:
-            return _from_hub(repo_id, cache, revision, local_only, token)
-        except Exception as exc:  # hub errors are many and version-dependent
-            where = cache or "the default hub cache"
-            mode = "offline" if local_only else "online"
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            tried.append(f"hub repo {repo_id!r} (revision {revision or 'main'}, {mode}, {where}): {reason}")
+        found, reason = _from_hub(repo_id, cache, revision, local_only, token)
+        if found is not None:
+            return found
+        where = cache or "the default hub cache"
+        mode = "offline" if local_only else "online"
+        tried.append(f"hub repo {repo_id!r} (revision {revision or 'main'}, {mode}, {where}): {reason}")
     raise ModelNotFoundError(
         f"Could not find model {name!r}. Tried:\n  - "
         + "\n  - ".join(tried)

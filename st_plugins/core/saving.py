@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_bi_encoder", "write_json", "version_info"]
+__all__ = ["save_bi_encoder", "save_cross_encoder", "write_json", "version_info"]
+
+_TRANSFORMER_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -59,3 +61,44 @@ def save_bi_encoder(model: Any, path: Path) -> None:
         "default_prompt_name": model.default_prompt_name,
         "similarity_fn_name": model.similarity_fn_name,
     })
+
+
+def _patch_json(path: Path, **updates: Any) -> None:
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    write_json(path, {**data, **updates})
+
+
+def save_cross_encoder(model: Any, path: Path) -> None:
+    """Write ``model`` (a :class:`~st_plugins.CrossEncoder`) so sentence-transformers 4.x-6.x load it.
+
+    The live model is not changed: the activation and the max length go into the written files only.
+    """
+    from st_plugins import __version__
+
+    path.mkdir(parents=True, exist_ok=True)
+    name = model._activation_path if model._activation is None else _activation_path(model._activation)
+    model.model.save_pretrained(str(path), safe_serialization=True)
+    _patch_json(path / "config.json", sentence_transformers={"activation_fn": name, "version": __version__})
+    model.tokenizer.save_pretrained(str(path))
+    _patch_json(path / "tokenizer_config.json", model_max_length=model.max_length)
+    write_json(path / "sentence_bert_config.json", {
+        "transformer_task": "sequence-classification",
+        "modality_config": {"text": {"method": "forward", "method_output_name": "logits"}},
+        "module_output_name": "scores",
+        "max_seq_length": model.max_length,
+        "do_lower_case": model.spec.do_lower_case,
+    })
+    write_json(path / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": _TRANSFORMER_TYPE}])
+    write_json(path / "config_sentence_transformers.json", {
+        "model_type": "CrossEncoder",
+        "__version__": version_info(),
+        "activation_fn": name,
+        "prompts": {},
+        "default_prompt_name": None,
+    })
+
+
+def _activation_path(fn: Any) -> str | None:
+    from st_plugins.core.cross_encoder import activation_name
+
+    return activation_name(fn)

@@ -1,4 +1,8 @@
-"""Similarity functions with sentence-transformers' names, inputs and results."""
+"""Similarity functions with sentence-transformers' names, inputs and results (torch tensors).
+
+torch is imported when a function runs, not when this module loads: the names
+(:class:`SimilarityFunction`) are needed by every encoder, the functions only by their callers.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from st_plugins.errors import InputValueError
 
@@ -19,8 +21,16 @@ __all__ = [
 ]
 
 
-def to_tensor(a: Any) -> Tensor:
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def to_tensor(a: Any) -> Any:
     """A float tensor from a tensor, numpy array or (nested) list; 1-D input becomes one row."""
+    torch = _torch()
+    Tensor = torch.Tensor
     if isinstance(a, Tensor):
         t = a
     elif isinstance(a, np.ndarray):
@@ -36,18 +46,18 @@ def to_tensor(a: Any) -> Tensor:
     return t.unsqueeze(0) if t.dim() == 1 else t
 
 
-def normalize_embeddings(a: Tensor) -> Tensor:
-    return torch.nn.functional.normalize(a, p=2, dim=1)
+def normalize_embeddings(a: Any) -> Any:
+    return _torch().nn.functional.normalize(a, p=2, dim=1)
 
 
-def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+def _pair(a: Any, b: Any) -> tuple[Any, Any]:
     """Both inputs as tensors of one dtype (float32 queries against a float64 store, say)."""
     a, b = to_tensor(a), to_tensor(b)
-    dtype = torch.promote_types(a.dtype, b.dtype)
+    dtype = _torch().promote_types(a.dtype, b.dtype)
     return a.to(dtype), b.to(device=a.device, dtype=dtype)
 
 
-def cos_sim(a: Any, b: Any) -> Tensor:
+def cos_sim(a: Any, b: Any) -> Any:
     """``res[i][j] = cos(a[i], b[j])``.
 
     Example:
@@ -58,37 +68,37 @@ def cos_sim(a: Any, b: Any) -> Tensor:
     return normalize_embeddings(a) @ normalize_embeddings(b).T
 
 
-def dot_score(a: Any, b: Any) -> Tensor:
+def dot_score(a: Any, b: Any) -> Any:
     a, b = _pair(a, b)
     return a @ b.T
 
 
-def euclidean_sim(a: Any, b: Any) -> Tensor:
+def euclidean_sim(a: Any, b: Any) -> Any:
     """Negative euclidean distance."""
-    return -torch.cdist(*_pair(a, b), p=2.0)
+    return -_torch().cdist(*_pair(a, b), p=2.0)
 
 
-def manhattan_sim(a: Any, b: Any) -> Tensor:
+def manhattan_sim(a: Any, b: Any) -> Any:
     """Negative manhattan distance."""
-    return -torch.cdist(*_pair(a, b), p=1.0)
+    return -_torch().cdist(*_pair(a, b), p=1.0)
 
 
-def pairwise_cos_sim(a: Any, b: Any) -> Tensor:
+def pairwise_cos_sim(a: Any, b: Any) -> Any:
     a, b = _pair(a, b)
     return (normalize_embeddings(a) * normalize_embeddings(b)).sum(dim=-1)
 
 
-def pairwise_dot_score(a: Any, b: Any) -> Tensor:
+def pairwise_dot_score(a: Any, b: Any) -> Any:
     a, b = _pair(a, b)
     return (a * b).sum(dim=-1)
 
 
-def pairwise_euclidean_sim(a: Any, b: Any) -> Tensor:
+def pairwise_euclidean_sim(a: Any, b: Any) -> Any:
     a, b = _pair(a, b)
-    return -torch.linalg.vector_norm(a - b, dim=-1)
+    return -_torch().linalg.vector_norm(a - b, dim=-1)
 
 
-def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
+def pairwise_manhattan_sim(a: Any, b: Any) -> Any:
     a, b = _pair(a, b)
     return -(a - b).abs().sum(dim=-1)
 
@@ -118,11 +128,11 @@ class SimilarityFunction(str, Enum):
         return value
 
     @staticmethod
-    def to_similarity_fn(name: Any) -> Callable[[Any, Any], Tensor]:
+    def to_similarity_fn(name: Any) -> Callable[[Any, Any], Any]:
         return _MATRIX[SimilarityFunction.check(name)]
 
     @staticmethod
-    def to_similarity_pairwise_fn(name: Any) -> Callable[[Any, Any], Tensor]:
+    def to_similarity_pairwise_fn(name: Any) -> Callable[[Any, Any], Any]:
         return _PAIRWISE[SimilarityFunction.check(name)]
 
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["export_fp32", "export_plain", "describe", "torch_reference", "compare", "EXACT_TOLERANCE"]
+from st_plugins.errors import BackendError
+
+__all__ = ["export_plain", "describe", "torch_reference", "compare", "EXACT_TOLERANCE"]
 
 OPSET = 17
 EXACT_TOLERANCE = 1e-4  # max |onnx - torch| on token embeddings / logits, relative to max(1, |torch|)
@@ -79,7 +81,7 @@ def _export(model: Any, probe: dict[str, np.ndarray], output: str, path: Path) -
 
 
 def _max_error(path: Path, model: Any, probes: list[dict[str, np.ndarray]], output: str) -> float:
-    from st_plugins.core.backends.ort import make_session
+    from st_plugins.core.runtime.session import make_session
 
     session = make_session(path, threads=1)
     names = [i.name for i in session.get_inputs()]
@@ -91,21 +93,7 @@ def _max_error(path: Path, model: Any, probes: list[dict[str, np.ndarray]], outp
 
 
 def export_plain(model: Any, probes: list[dict[str, np.ndarray]], path: Path, output: str) -> float:
-    """Export the unfused fp32 graph to ``path`` and return its verified max error.
-
-    Raises:
-        RuntimeError: The exported graph does not match the torch model within :data:`EXACT_TOLERANCE`.
-    """
-    _export(model, probes[0], output, path)
-    error = _max_error(path, model, probes, output)
-    if error > EXACT_TOLERANCE:
-        path.unlink(missing_ok=True)
-        raise RuntimeError(f"The ONNX export differs from torch by {error:.2e} (> {EXACT_TOLERANCE}); not used.")
-    return error
-
-
-def export_fp32(model: Any, probes: list[dict[str, np.ndarray]], folder: Path, output: str) -> dict[str, Any]:
-    """Write ``folder/model.onnx``: the fp32 graph, verified against torch.
+    """Export the plain fp32 graph to ``path`` and return its max error against torch on ``probes``.
 
     ONNX Runtime's transformer fusions (fused Attention, EmbedLayerNormalization) were measured slower
     than the plain graph on short batches here, and equal on long ones, so the plain graph is used.
@@ -113,17 +101,18 @@ def export_fp32(model: Any, probes: list[dict[str, np.ndarray]], folder: Path, o
     Args:
         model: A transformers model in float32 (``AutoModel`` or ``AutoModelForSequenceClassification``).
         probes: Padded numpy feature batches; the first is traced, all are used to verify.
-        folder: Output folder.
+        path: Output ``.onnx`` file.
         output: ``"token_embeddings"`` or ``"logits"``.
 
-    Returns:
-        Metadata: ``inputs``, ``output``, ``max_error``, versions.
-
     Raises:
-        RuntimeError: The exported graph does not match the torch model within :data:`EXACT_TOLERANCE`.
+        BackendError: The exported graph does not match the torch model within :data:`EXACT_TOLERANCE`.
     """
-    error = export_plain(model, probes, folder / "model.onnx", output)
-    return {**describe(model, probes, output), "max_error": error}
+    _export(model, probes[0], output, path)
+    error = _max_error(path, model, probes, output)
+    if error > EXACT_TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise BackendError(f"The ONNX export differs from torch by {error:.2e} (> {EXACT_TOLERANCE}); not used.")
+    return error
 
 
 def describe(model: Any, probes: list[dict[str, np.ndarray]], output: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ dynamically):
 3. If the guard fails: every down-projection fp32; then the whole FFN fp32.
 
 The guard: min cosine >= :data:`MIN_COSINE` between int8 and fp32 mean-pooled token embeddings on the
-calibration batches, else :class:`RuntimeError`. Activation scales are per batch, so an int8 vector
+calibration batches, else :class:`~st_plugins.errors.BackendError`. Activation scales are per batch, so an int8 vector
 moves slightly (cosine ~1e-4) with the other texts in its batch.
 """
 
@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from st_plugins.core.runtime.pooling import normalize, pool
+from st_plugins.errors import BackendError
 
 __all__ = ["quantize_int8", "MIN_COSINE", "ALPHA", "OUTLIER_CHANNELS"]
 
@@ -99,17 +102,23 @@ def _smooth(model: Any, amax: dict[str, np.ndarray], chosen: set[str]) -> Any:
     return model
 
 
+class _DropQuantizerWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
+
 @contextlib.contextmanager
-def _quiet_root_logger():
-    """The quantizer warns through the root logger (which would install a handler): mute it, then restore."""
-    root, null = logging.getLogger(), logging.NullHandler()
+def _quiet_quantizer():
+    """The quantizer warns through the root logger, which would install a handler on it. For the call only,
+    a NullHandler keeps ``logging`` from doing so and a filter on the root logger drops the quantizer's own
+    warnings; nothing else is muted (records of other loggers do not pass the root logger's filters)."""
+    root, null, drop = logging.getLogger(), logging.NullHandler(), _DropQuantizerWarnings()
     root.addHandler(null)
-    previous = root.manager.disable
-    logging.disable(logging.WARNING)
+    root.addFilter(drop)
     try:
         yield
     finally:
-        logging.disable(previous)
+        root.removeFilter(drop)
         root.removeHandler(null)
 
 
@@ -123,15 +132,12 @@ def _has_vnni() -> bool:
 
 
 def _pooled(outputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    if outputs.ndim == 2:
-        return outputs
-    weights = mask[..., None].astype(np.float32)
-    pooled = (outputs * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    """Mean-pooled, normalized token embeddings (logits pass through): what the guard compares."""
+    return outputs if outputs.ndim == 2 else normalize(pool(outputs, mask, ("mean",)))
 
 
 def _min_cosine(path: Path, reference: list[np.ndarray], probes: list[dict[str, np.ndarray]]) -> float:
-    from st_plugins.core.backends.ort import make_session
+    from st_plugins.core.runtime.session import make_session
 
     session = make_session(path, threads=1)
     worst = 1.0
@@ -197,7 +203,7 @@ def quantize_int8(plain: Path, target: Path, probes: list[dict[str, np.ndarray]]
         Metadata: ``scheme``, ``int8_nodes``, ``fp32_nodes``, ``min_cosine`` (on the calibration batches).
 
     Raises:
-        RuntimeError: No variant passes the :data:`MIN_COSINE` guard.
+        BackendError: No variant passes the :data:`MIN_COSINE` guard.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -210,7 +216,7 @@ def quantize_int8(plain: Path, target: Path, probes: list[dict[str, np.ndarray]]
         quantized = {n.name for n in matmuls} - fp32
         staged = plain.with_name("staged.onnx")
         onnx.save(_split_outliers(_smooth(model, amax, quantized - split), amax, split), str(staged))
-        with _quiet_root_logger():
+        with _quiet_quantizer():
             quantize_dynamic(str(staged), str(target), weight_type=QuantType.QInt8, per_channel=True,
                              reduce_range=not _has_vnni(), nodes_to_quantize=sorted(quantized),
                              op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True})
@@ -220,7 +226,7 @@ def quantize_int8(plain: Path, target: Path, probes: list[dict[str, np.ndarray]]
             return {"scheme": scheme, "int8_nodes": len(quantized), "fp32_nodes": len(fp32), "min_cosine": worst,
                     "alpha": ALPHA, "outlier_channels": OUTLIER_CHANNELS if split else 0}
     target.unlink(missing_ok=True)
-    raise RuntimeError(f"int8 graphs lose too much accuracy (min cosine {tried} < {MIN_COSINE}); use backend='onnx'.")
+    raise BackendError(f"int8 graphs lose too much accuracy (min cosine {tried} < {MIN_COSINE}); use backend='onnx'.")
 
 
 def numpy_helper_shape(initializer: Any) -> tuple[int, int]:

@@ -1,0 +1,241 @@
+"""What the bi- and the cross-encoder share: the engine choice, the lazy torch engine, nn.Module's API.
+
+An encoder runs on the torch-free runtime (a cached graph) whenever it can: on the CPU, with backend
+``auto`` / ``onnx`` / ``int8``, and with weights that are still the folder's. The torch engine loads
+only when something needs it: training and ``model(features)``, parameters / ``state_dict`` /
+``.to(...)``, a non-CPU device, ``backend="torch"`` or ``"bf16"``, a folder the runtime cannot serve.
+Weights changed in memory (training, ``load_state_dict``) are seen through a fingerprint of every
+parameter (identity and in-place version), so a stale graph is never served.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from st_plugins.core.backends import check_backend
+from st_plugins.core.runtime.graphs import GRAPH_BACKENDS, Graph, load_graph
+from st_plugins.errors import BackendError, InputValueError
+
+__all__ = ["Encoder", "default_device", "onnx_available"]
+
+_DELEGATED = {"parameters", "named_parameters", "buffers", "named_buffers", "modules", "named_modules", "children",
+              "named_children", "zero_grad", "requires_grad_", "register_forward_hook", "register_forward_pre_hook",
+              "apply", "get_submodule", "get_parameter"}
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is usable, else ``"cpu"``; torch is imported only on a machine with a GPU device node.
+
+    Example:
+        >>> default_device() in ("cpu", "cuda")
+        True
+    """
+    torch = sys.modules.get("torch")
+    if torch is None and not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")):
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def onnx_available() -> bool:
+    """True when onnxruntime can be imported (it is a base dependency; a broken install falls back to torch)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _device_type(device: Any) -> str:
+    return str(device).split(":", 1)[0]
+
+
+class Encoder:
+    """Base of :class:`~st_plugins.SentenceTransformer` and :class:`~st_plugins.CrossEncoder` (not public)."""
+
+    _kind = "bi"
+    _allowed: tuple[str, ...] = ()
+
+    def _setup(self, root: Path, backend: str, device: str | None, served: bool, allow_pickle: bool) -> None:
+        """Choose the first engine; ``served``: the runtime can serve this folder's weights as loaded."""
+        self._root, self._allow_pickle, self._served = Path(root), allow_pickle, served
+        self._backend = check_backend(backend, self._allowed)
+        self._device = str(device or default_device())
+        self._torch: Any = None
+        self._torch_fp: tuple | None = None
+        self._graphs: dict[Any, Graph] = {}
+        self._engines: dict[Any, Any] = {}
+        self._copies: dict[str, tuple[tuple, Any]] = {}
+        self._lock = threading.RLock()
+        if self._backend in GRAPH_BACKENDS[self._kind] and _device_type(self._device) != "cpu":
+            raise InputValueError(
+                f"`backend={self._backend!r}` runs on the CPU only; the model is on {self._device}. "
+                "Use backend='torch' or 'bf16' on accelerators, or device='cpu'."
+            )
+        if self._graph() is None:
+            self._torch_module()
+
+    # ----------------------------------------------------------------- engines
+    def _graph_backend(self) -> str | None:
+        if self._backend == "auto":
+            return "onnx" if onnx_available() else None
+        return self._backend if self._backend in GRAPH_BACKENDS[self._kind] else None
+
+    def _weights_are_folders(self) -> bool:
+        if self._torch is None:
+            return True
+        from st_plugins.core.torch_models import fingerprint
+
+        return fingerprint(self._torch) == self._torch_fp
+
+    def _graph(self, device: str | None = None) -> Graph | None:
+        """The graph for the next forward on ``device`` (default: the model's), or ``None`` for torch."""
+        backend = self._graph_backend()
+        if backend is None or _device_type(device or self._device) != "cpu":
+            return None
+        same = self._served and self._weights_are_folders()
+        if not same and self._backend == "auto":
+            return None
+        key = backend if same else (backend, self._current_fingerprint())
+        with self._lock:
+            if key not in self._graphs:
+                try:
+                    self._graphs[key] = self._load_graph(backend) if same else self._graph_of_memory(backend)
+                except BackendError as exc:
+                    if self._backend != "auto":
+                        raise
+                    warnings.warn(f"st_plugins: the runtime is unavailable for {self._root} ({exc}); using torch.",
+                                  RuntimeWarning, stacklevel=4)
+                    self._backend = "torch"
+                    return None
+            return self._graphs[key]
+
+    def _load_graph(self, backend: str) -> Graph:
+        if self._torch is not None:  # torch is here anyway: build in this process
+            from st_plugins.core.backends.build import publish_graph
+            from st_plugins.core.runtime import store
+            from st_plugins.core.runtime.graphs import find_graph, variant
+
+            if find_graph(self._root, self._kind, backend) is None:
+                target = store.artifact_dir(store.content_hash(self._root), variant(self._kind, backend))
+                publish_graph(self._torch, self._torch_tokenizer(), self._kind, backend, target)
+        return load_graph(self._root, self._kind, backend, self._allow_pickle)
+
+    def _graph_of_memory(self, backend: str) -> Graph:
+        """An explicit ``onnx``/``int8`` with weights that are not the folder's: a private export of them."""
+        import tempfile
+
+        from st_plugins.core.backends.build import publish_graph
+        from st_plugins.core.runtime.graphs import variant
+
+        self._tmp = getattr(self, "_tmp", None) or tempfile.TemporaryDirectory(prefix="st_plugins-")
+        target = Path(self._tmp.name) / f"{variant(self._kind, backend)}-{len(self._graphs)}"
+        return Graph(publish_graph(self._torch_module(), self._torch_tokenizer(), self._kind, backend, target))
+
+    def _current_fingerprint(self) -> tuple:
+        from st_plugins.core.torch_models import fingerprint
+
+        return fingerprint(self._torch_module())
+
+    def _engine(self, device: str | None = None) -> tuple[Any, Any]:
+        """``(engine, tokenizer)`` for the next call on ``device``."""
+        device = str(device or self._device)
+        graph = self._graph(device)
+        if graph is not None:
+            return self._graph_engine(graph), self._tokenizer_for(graph)
+        from st_plugins.core.torch_models import TorchEngine, fingerprint, on_device
+
+        module = self._torch_module()
+        if _device_type(device) != _device_type(self._device) or device != self._device:
+            fp = fingerprint(module)
+            cached = self._copies.get(device)
+            if cached is None or cached[0] != fp:  # the shared model stays where it is
+                self._copies[device] = cached = (fp, on_device(module, device))
+            module = cached[1]
+        return TorchEngine(module, device, bf16=self._backend == "bf16"), self._torch_tokenizer()
+
+    # ----------------------------------------------------------------- the torch engine
+    def _torch_module(self) -> Any:
+        with self._lock:
+            if self._torch is None:
+                from st_plugins.core.torch_models import fingerprint
+
+                module = self._load_torch()
+                if _device_type(self._device) != "cpu":
+                    module.to(self._device)
+                self._torch, self._torch_fp = module, fingerprint(module)
+            return self._torch
+
+    @property
+    def backend(self) -> str:
+        """The inference backend (settable): ``auto``, ``torch``, ``onnx``, ``bf16``, ``int8`` (bi-encoders)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        value = check_backend(value, self._allowed)
+        if value in GRAPH_BACKENDS[self._kind] and _device_type(self._device) != "cpu":
+            raise InputValueError(f"`backend={value!r}` runs on the CPU only; the model is on {self._device}.")
+        self._backend = value
+
+    @property
+    def device(self) -> Any:
+        """The model's device, as a ``torch.device`` (imports torch)."""
+        import torch
+
+        return torch.device(self._device)
+
+    @property
+    def training(self) -> bool:
+        return bool(self._torch is not None and self._torch.training)
+
+    def train(self, mode: bool = True) -> Encoder:
+        self._torch_module().train(mode)
+        return self
+
+    def eval(self) -> Encoder:
+        if self._torch is not None:
+            self._torch.eval()
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> Encoder:
+        """Move (or cast) the torch engine, as ``nn.Module.to``; the model's device follows."""
+        module = self._torch_module().to(*args, **kwargs)
+        self._device = str(next(module.parameters()).device)
+        return self
+
+    def cpu(self) -> Encoder:
+        return self.to("cpu")
+
+    def cuda(self, device: Any = None) -> Encoder:
+        return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._torch_module().state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        return self._torch_module().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def __call__(self, features: dict[str, Any]) -> Any:
+        return self.forward(features)
+
+    def forward(self, features: dict[str, Any]) -> Any:
+        """The differentiable torch forward (training); see the subclasses."""
+        return self._torch_module()(features)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _DELEGATED:
+            return getattr(self._torch_module(), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:  # sessions, locks and temp folders are not copied or pickled
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_graphs", "_engines", "_lock", "_tmp", "_copies")}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._graphs, self._engines, self._copies, self._lock = {}, {}, {}, threading.RLock()

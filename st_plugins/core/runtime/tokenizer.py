@@ -1,0 +1,183 @@
+"""Text to padded numpy batches: the one tokenizer of every path, with the max-length and prompt rules.
+
+A :class:`TextTokenizer` wraps a ``tokenizers.Tokenizer`` (the fast tokenizer transformers itself runs)
+plus the few facts transformers keeps beside it (pad id, padding side, ``model_max_length``, special
+ids). The runtime reads them from a graph's ``tokenizer.json`` + ``meta.json``; the torch path takes
+them from transformers' ``AutoTokenizer`` (:meth:`TextTokenizer.from_transformers`). Either way the
+same code truncates, measures prompts and pads, so every path sees the same token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from st_plugins.errors import ModelFormatError, require
+
+__all__ = ["TokenizerFacts", "TextTokenizer", "max_length_rule", "length_order"]
+
+
+def max_length_rule(explicit: int | None, configured: int | None, tokenizer_max: int | None,
+                    position_limit: int | None) -> int:
+    """The token limit, as sentence-transformers picks it for both model kinds.
+
+    ``explicit`` (the caller's), else ``configured`` (``sentence_bert_config.json``), else the
+    tokenizer's ``model_max_length`` capped at ``max_position_embeddings`` (when that is positive).
+
+    Example:
+        >>> max_length_rule(None, None, 10**30, 512), max_length_rule(None, 256, 512, 512), max_length_rule(64, 256, 512, 512)
+        (512, 256, 64)
+    """
+    for value in (explicit, configured):
+        if value:
+            return int(value)
+    tokenizer_max = int(tokenizer_max or 10**30)
+    if position_limit is not None and int(position_limit) > 0:
+        return int(min(tokenizer_max, int(position_limit)))
+    return tokenizer_max
+
+
+def length_order(lengths: Sequence[int]) -> np.ndarray:
+    """Indices from longest to shortest input (stable), as sentence-transformers orders batches.
+
+    Example:
+        >>> length_order([2, 5, 2, 7]).tolist()
+        [3, 1, 0, 2]
+    """
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
+@dataclass(frozen=True)
+class TokenizerFacts:
+    """What transformers keeps beside the fast tokenizer (stored in a graph's ``meta.json``)."""
+
+    pad_token_id: int = 0
+    padding_side: str = "right"
+    model_max_length: int = 10**30
+    special_ids: tuple[int, ...] = ()
+    lowercase: bool = False  # sentence-transformers' ``do_lower_case``: a Lowercase normalizer in front
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "special_ids": list(self.special_ids)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TokenizerFacts:
+        return cls(**{**data, "special_ids": tuple(data.get("special_ids", ()))})
+
+
+def _add_lowercase(backend: Any) -> None:
+    """Put a Lowercase normalizer in front (sentence-transformers' ``do_lower_case``), once."""
+    from tokenizers.normalizers import Lowercase, Sequence as NormSeq
+
+    current = backend.normalizer
+    if current is not None and ("Lowercase" in repr(current) or "lowercase=True" in repr(current)):
+        return
+    parts = [Lowercase()] + ([] if current is None else list(current) if isinstance(current, NormSeq) else [current])
+    backend.normalizer = NormSeq(parts)
+
+
+class TextTokenizer:
+    """Token ids for texts or pairs, truncated to :attr:`max_length`, padded per batch into numpy.
+
+    Args:
+        backend_json: A serialized ``tokenizers.Tokenizer`` (``tokenizer.json`` content).
+        facts: Pad id, padding side, ``model_max_length``, special ids, lower-casing.
+        max_length: Truncation length (``longest_first`` for pairs).
+    """
+
+    def __init__(self, backend_json: str, facts: TokenizerFacts, max_length: int) -> None:
+        tokenizers = require("tokenizers", "onnx")
+        self.backend_json, self.facts = backend_json, facts
+        self._tok = tokenizers.Tokenizer.from_str(backend_json)
+        self._tok.no_padding()  # a file may pad every input to a fixed length: pad per batch instead
+        self._tok.no_truncation()
+        if facts.lowercase:
+            _add_lowercase(self._tok)
+        self._prompt_lengths: dict[str, int] = {}
+        self.max_length = max_length
+
+    @classmethod
+    def from_transformers(cls, hf_tokenizer: Any, max_length: int | None = None, lowercase: bool = False) -> TextTokenizer:
+        """Wrap a transformers fast tokenizer (the torch path, and graph builds).
+
+        Raises:
+            ModelFormatError: The tokenizer has no fast (``tokenizers``) version.
+        """
+        if not getattr(hf_tokenizer, "is_fast", False):
+            raise ModelFormatError(
+                f"{type(hf_tokenizer).__name__} is a slow tokenizer; st_plugins needs a fast one (tokenizer.json). "
+                "Save the model with a fast tokenizer, e.g. AutoTokenizer.from_pretrained(path, use_fast=True)."
+            )
+        facts = TokenizerFacts(
+            pad_token_id=int(hf_tokenizer.pad_token_id) if hf_tokenizer.pad_token_id is not None else 0,
+            padding_side=str(getattr(hf_tokenizer, "padding_side", "right")),
+            model_max_length=int(min(hf_tokenizer.model_max_length, 10**30)),
+            special_ids=tuple(int(i) for i in hf_tokenizer.all_special_ids),
+            lowercase=lowercase,
+        )
+        return cls(hf_tokenizer.backend_tokenizer.to_str(), facts, max_length or facts.model_max_length)
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self._max_length = int(value)
+        self._tok.enable_truncation(max_length=min(self._max_length, 10**9), strategy="longest_first")
+        self._prompt_lengths.clear()
+
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Any]:
+        """``tokenizers.Encoding`` per input (special tokens added, truncated, not padded)."""
+        if not texts:
+            return []
+        inputs = list(texts) if pairs is None else list(zip(texts, pairs))
+        return self._tok.encode_batch(inputs)
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens of ``prompt`` alone, without a trailing special token (sentence-transformers' rule).
+
+        Example:
+            >>> tok = TextTokenizer(_WORD_LEVEL_JSON, TokenizerFacts(special_ids=(1,)), 8)
+            >>> tok.prompt_length("a b")  # [a, b, SEP]: the trailing SEP is not the prompt's
+            2
+        """
+        if prompt not in self._prompt_lengths:
+            ids = self._tok.encode(prompt).ids
+            self._prompt_lengths[prompt] = len(ids) - (1 if ids and ids[-1] in self.facts.special_ids else 0)
+        return self._prompt_lengths[prompt]
+
+    def batch(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        """One padded batch: ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64)."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.facts.pad_token_id, dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
+        left = self.facts.padding_side == "left"
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            cols = slice(width - n, width) if left else slice(0, n)
+            ids[row, cols], types[row, cols], mask[row, cols] = e.ids, e.type_ids, 1
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+    def batches(self, encodings: Sequence[Any], batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """``(indices, features)`` per batch, longest inputs first (little padding)."""
+        order = length_order([len(e.ids) for e in encodings])
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield idx, self.batch([encodings[i] for i in idx])
+
+
+# A two-word vocabulary for the doctests: "[SEP]" (id 1) appended by the post-processor.
+_WORD_LEVEL_JSON = (
+    '{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [{"id": 1, "content": "[SEP]", '
+    '"single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}], '
+    '"normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": {"type": "TemplateProcessing", '
+    '"single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}], '
+    '"pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}], '
+    '"special_tokens": {"[SEP]": {"id": "[SEP]", "ids": [1], "tokens": ["[SEP]"]}}}, "decoder": null, '
+    '"model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "[SEP]": 1, "a": 2, "b": 3}, "unk_token": "[UNK]"}}'
+)
