@@ -298,7 +298,8 @@ class SentenceTransformer(Encoder):
             results = self._token_outputs(texts, prompt_text, batch_size, bool(show_progress_bar), device, output_value)
             return results[0] if single else results
         if not texts:
-            return self._as_requested(np.empty((0, self.get_embedding_dimension()), dtype=np.float32),
+            dim = min(self.spec.dimension, truncate_dim or self.spec.dimension)
+            return self._as_requested(np.empty((0, dim), dtype=np.float32),
                                       convert_to_tensor, convert_to_numpy, device)
         emb = self._run(texts, prompt_text, batch_size, bool(show_progress_bar), device, False)[0]
         if truncate_dim:

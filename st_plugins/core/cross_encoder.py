@@ -242,14 +242,40 @@ class CrossEncoder(Encoder):
         self._activation = value
         self._activation_path = activation_name(value) or self._activation_path
 
-    def _apply(self, fn: Callable | None, logits: np.ndarray) -> np.ndarray:
-        """``fn`` on float32 logits: in numpy when it is a known torch activation, else through torch."""
+    def activate(self, logits: np.ndarray, activation_fn: Callable | None = None) -> np.ndarray:
+        """``activation_fn`` (default: :attr:`activation_fn`) on float32 numpy logits.
+
+        torch's standard activations (Sigmoid, Tanh, ReLU, GELU, Identity) run in numpy; any other
+        callable gets a tensor, as in sentence-transformers.
+
+        Example:
+            >>> CrossEncoder("all-MiniLM-L6-v2", device="cpu").activate(np.zeros((1, 1), dtype=np.float32)).tolist()
+            [[0.5]]
+        """
+        fn = activation_fn if activation_fn is not None else self._activation
         name = self._activation_path if fn is None else activation_name(fn)
+        logits = np.asarray(logits, dtype=np.float32)
         if name in ACTIVATIONS:
             return ACTIVATIONS[name](logits)
         import torch
 
         return np.asarray((fn or self.activation_fn)(torch.from_numpy(logits)).detach().float().cpu().numpy())
+
+    def predict_logits(self, sentences: Any, batch_size: int = 32, show_progress_bar: bool | None = None) -> np.ndarray:
+        """Raw float32 logits ``(n, num_labels)`` of (query, document) pairs, in input order (no activation).
+
+        Raises:
+            InputTypeError: ``None``, non-pairs or non-str items (names the index).
+            InputValueError: ``batch_size`` is not a positive int.
+        """
+        pairs, _ = as_pair_list(sentences, "sentences")
+        check_positive_int(batch_size, "batch_size")
+        if not pairs:
+            return np.zeros((0, self.num_labels), dtype=np.float32)
+        engine, tokenizer = self._engine()
+        encodings = tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
+        stream = engine.stream(tokenizer.batches(encodings, batch_size))
+        return in_input_order(stream, len(pairs), bool(show_progress_bar), "pair")[0]
 
     # ----------------------------------------------------------------- training hooks (torch)
     def tokenize_pairs(self, pairs: Any) -> dict[str, Any]:
@@ -274,10 +300,7 @@ class CrossEncoder(Encoder):
     # ----------------------------------------------------------------- predict / rank
     def _scores(self, pairs: list[tuple[str, str]], batch_size: int, show: bool, fn: Callable | None,
                 softmax: bool) -> np.ndarray:
-        engine, tokenizer = self._engine()
-        encodings = tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
-        logits = in_input_order(engine.stream(tokenizer.batches(encodings, batch_size)), len(pairs), show, "pair")[0]
-        scores = self._apply(fn, logits.astype(np.float32))
+        scores = self.activate(self.predict_logits(pairs, batch_size, show), fn)
         if self.num_labels == 1 and scores.ndim > 1:
             scores = scores[:, 0]
         if softmax and scores.ndim > 1:
@@ -317,9 +340,8 @@ class CrossEncoder(Encoder):
         check_positive_int(batch_size, "batch_size")
         if activation_fn is not None and not callable(activation_fn):
             raise InputTypeError(f"`activation_fn` must be callable; got {type(activation_fn).__name__}.")
-        fn = activation_fn if activation_fn is not None else self._activation
         if pairs:
-            scores = self._scores(pairs, batch_size, bool(show_progress_bar), fn, apply_softmax)
+            scores = self._scores(pairs, batch_size, bool(show_progress_bar), activation_fn, apply_softmax)
         else:
             scores = np.zeros((0,) if self.num_labels == 1 else (0, self.num_labels), dtype=np.float32)
         if convert_to_tensor or not convert_to_numpy:

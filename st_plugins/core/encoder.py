@@ -62,6 +62,9 @@ class Encoder:
 
     def _setup(self, root: Path, backend: str, device: str | None, served: bool, allow_pickle: bool) -> None:
         """Choose the first engine; ``served``: the runtime can serve this folder's weights as loaded."""
+        from st_plugins.core.backbone import check_weights
+
+        check_weights(self._transformer_path(), allow_pickle)  # refuse unsafe files before any engine is chosen
         self._root, self._allow_pickle, self._served = Path(root), allow_pickle, served
         self._backend = check_backend(backend, self._allowed)
         self._device = str(device or default_device())
@@ -78,6 +81,9 @@ class Encoder:
             )
         if self._graph() is None:
             self._torch_module()
+
+    def _transformer_path(self) -> Path:
+        return self.spec.transformer_path
 
     # ----------------------------------------------------------------- engines
     def _graph_backend(self) -> str | None:
@@ -169,6 +175,11 @@ class Encoder:
                     module.to(self._device)
                 self._torch, self._torch_fp = module, fingerprint(module)
             return self._torch
+
+    @property
+    def graph(self) -> Graph | None:
+        """The runtime graph the next forward on the model's device runs (``None``: the torch engine runs)."""
+        return self._graph()
 
     @property
     def backend(self) -> str:

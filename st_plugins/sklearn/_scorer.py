@@ -92,9 +92,7 @@ class CrossEncoderScorer(BaseEstimator):
             return float(self.threshold)
         if y is not None and is_binary(y):
             return best_threshold(self._predict(pairs), y)
-        import torch
-
-        return float(self.cross_encoder_.activation_fn(torch.zeros(1)).item())
+        return float(self.cross_encoder_.activate(np.zeros((1, 1), dtype=np.float32)).ravel()[0])
 
     @property
     def cross_encoder_(self) -> Any:
@@ -116,10 +114,9 @@ class CrossEncoderScorer(BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw logits, before any activation: ``(n,)`` for one label, ``(n, num_labels)`` otherwise."""
-        import torch
-
         check_is_fitted(self)
-        return self._predict(pairs_from_X(X), activation_fn=torch.nn.Identity())
+        logits = self.cross_encoder_.predict_logits(pairs_from_X(X), **self._run)
+        return logits[:, 0] if logits.shape[1] == 1 else logits
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """``(n, 2)`` ``[1 - p, p]`` with ``p = sigmoid(logit)`` for one label; softmax over labels otherwise."""

@@ -131,7 +131,7 @@ def test_cross_encoder_empty_input_gives_empty_array(pair_of):
     assert one.predict([]).shape == (0,) and one.predict([]).dtype == np.float32
     assert three.predict([]).shape == (0, 3)
     assert one.predict([], convert_to_tensor=True).shape == (0,)
-    assert one.predict([], convert_to_numpy=False) == [] and one.score([]) == []
+    assert one.predict([], convert_to_numpy=False) == []
 
 
 @pytest.mark.parametrize(
@@ -314,16 +314,6 @@ def test_cross_encoder_training_hooks_are_differentiable(make_cross_folder):
     assert model.training  # predict restores the mode it found
     with pytest.raises(InputValueError, match="at least one"):
         model.tokenize_pairs([])
-
-
-def test_cross_encoder_score_follows_langchain_protocol(pair_of):
-    one, three = pair_of("bert", 1)[0], pair_of("bert", 3)[0]
-    scores = one.score(PAIRS[:4])
-    assert isinstance(scores, list) and all(type(s) is float for s in scores)
-    assert scores == pytest.approx(one.predict(PAIRS[:4]).tolist(), abs=1e-7)
-    assert three.score(PAIRS[:4]) == pytest.approx(three.predict(PAIRS[:4])[:, 1].tolist(), abs=1e-7)
-    with pytest.raises(InputTypeError, match=r"`text_pairs\[0\]`"):
-        one.score(["not a pair", "x", "y"])
 
 
 def test_cross_encoder_starts_in_eval_mode_and_threads_agree(pair_of):

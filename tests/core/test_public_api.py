@@ -15,7 +15,7 @@ def test_public_api_names_are_pinned():
     assert st_plugins.__all__ == [
         "__version__", "SentenceTransformer", "CrossEncoder", "SimilarityFunction", "get_model", "util",
         "StPluginsError", "InputTypeError", "InputValueError", "ModelNotFoundError", "ModelFormatError",
-        "UnsafeCheckpointError", "MissingDependencyError",
+        "UnsafeCheckpointError", "MissingDependencyError", "BackendError", "DataNotFoundError",
     ]
 
 
@@ -30,5 +30,7 @@ def test_public_api_errors_subclass_builtins():
     assert issubclass(st_plugins.InputValueError, ValueError)
     assert issubclass(st_plugins.ModelNotFoundError, OSError)
     assert issubclass(st_plugins.MissingDependencyError, ImportError)
+    assert issubclass(st_plugins.BackendError, RuntimeError)
+    assert issubclass(st_plugins.DataNotFoundError, FileNotFoundError)
     for name in st_plugins.__all__[6:]:
         assert issubclass(getattr(st_plugins, name), st_plugins.StPluginsError)

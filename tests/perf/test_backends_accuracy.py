@@ -22,7 +22,7 @@ def test_backends_default_is_exact_against_oracle(oracle, sts_sentences):
     texts = SENTENCES + sts_sentences[:300]
     model = shared_model("auto")
     got = model.encode(texts)
-    assert model._fast.artifact is not None, "the default path should be the ONNX Runtime one here"
+    assert model.graph is not None, "the default path should be the runtime's graph here"
     want = oracle.encode(texts, convert_to_numpy=True)
     assert np.abs(got - want).max() <= 1e-5
     assert min_cosine(got, want) >= 0.99999
@@ -45,16 +45,16 @@ def test_backends_accuracy_guard_on_sts(backend, cos_floor, spearman_drift, sts_
 _LEAN_SCRIPT = """
 import json, sys
 import numpy as np
-from st_plugins.core.backends.lean import LeanEncoder
+from st_plugins import SentenceTransformer
 texts = json.loads(sys.argv[2])
-out = LeanEncoder("all-MiniLM-L6-v2", backend=sys.argv[1]).encode(texts)
+out = SentenceTransformer("all-MiniLM-L6-v2", backend=sys.argv[1]).encode(texts)
 np.save(sys.argv[3], out)
 print(json.dumps(sorted(m for m in ("torch", "transformers") if m in sys.modules)))
 """
 
 
 @pytest.mark.parametrize("backend", ["onnx", "int8"])
-def test_backends_lean_matches_core_without_torch(backend, tmp_path, sts_sentences):
+def test_backends_fresh_process_matches_without_torch(backend, tmp_path, sts_sentences):
     texts = SENTENCES + sts_sentences[:100]
     core = shared_model(backend).encode(texts)  # also makes sure the graph is cached
     import torch

@@ -25,7 +25,7 @@ def test_backends_cross_encoder_onnx_matches_torch(tmp_home, make_cross_folder, 
     for batch_size in (1, 5, 32):
         got, want = fast.predict(PAIRS, batch_size=batch_size), reference.predict(PAIRS, batch_size=batch_size)
         assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5
-    assert fast._fast.artifact is not None and fast._fast.artifact.is_relative_to(tmp_home)
+    assert fast.graph is not None and fast.graph.folder.is_relative_to(tmp_home)
     if num_labels == 1:
         hits = fast.rank(SENTENCES[0], SENTENCES[1:], return_documents=True)
         assert [h["corpus_id"] for h in hits] == [h["corpus_id"] for h in reference.rank(SENTENCES[0], SENTENCES[1:])]
