@@ -19,7 +19,6 @@ from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtBiEngine
 from st_plugins.core.runtime.loop import in_input_order
 from st_plugins.core.runtime.pooling import normalize
-from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
 from st_plugins.core.similarity import SimilarityFunction
 from st_plugins.core.spec import ModelSpec, PoolingSpec, read_spec
 from st_plugins.core.validation import as_text_list, check_choice, check_positive_int
@@ -108,8 +107,8 @@ class SentenceTransformer(Encoder):
         self.truncate_dim = self._check_truncate_dim(truncate_dim)
         self.quantization_ranges: np.ndarray | None = None
         self._builtin_ranges: dict[tuple, np.ndarray] = {}
-        self._tokenizers: dict[Any, TextTokenizer] = {}
-        self._max_seq_length: int | None = None
+        self._tokenizers: dict[Any, Any] = {}
+        self._explicit_max, self._token_limit = None, None
         served = _runtime_can_serve(model_kwargs, config_kwargs, trust_remote_code)
         self._setup(root, backend, device, served, allow_pickle)
 
@@ -125,36 +124,6 @@ class SentenceTransformer(Encoder):
             self._engines[graph.folder] = OrtBiEngine(graph, self.spec)
         return self._engines[graph.folder]
 
-    def _tokenizer_for(self, graph: Any) -> TextTokenizer:
-        if self._load_settings[4]:  # tokenizer_kwargs: transformers builds that tokenizer
-            return self._torch_tokenizer()
-        if graph.folder not in self._tokenizers:
-            self._tokenizers[graph.folder] = graph.tokenizer()
-        return self._prepared(self._tokenizers[graph.folder])
-
-    def _torch_tokenizer(self) -> TextTokenizer:
-        if "hf" not in self._tokenizers:
-            self._tokenizers["hf"] = TextTokenizer.from_transformers(self.tokenizer, lowercase=self.spec.do_lower_case)
-        return self._prepared(self._tokenizers["hf"])
-
-    def _prepared(self, tokenizer: TextTokenizer) -> TextTokenizer:
-        if self._max_seq_length is None:
-            self._max_seq_length = max_length_rule(None, self.spec.max_seq_length, tokenizer.facts.model_max_length,
-                                                   self.spec.config.get("max_position_embeddings"))
-        if tokenizer.max_length != self._max_seq_length:
-            tokenizer.max_length = self._max_seq_length
-        return tokenizer
-
-    @property
-    def tokenizer(self) -> Any:
-        """The transformers tokenizer (imports transformers; encoding uses the runtime's own)."""
-        if "hf_tokenizer" not in self._tokenizers:
-            from st_plugins.core.backbone import load_tokenizer
-
-            self._tokenizers["hf_tokenizer"] = load_tokenizer(self.spec.transformer_path, None,
-                                                              self._load_settings[2], self._load_settings[4])
-        return self._tokenizers["hf_tokenizer"]
-
     @property
     def auto_model(self) -> Any:
         """The transformers model (loads the torch engine)."""
@@ -169,13 +138,11 @@ class SentenceTransformer(Encoder):
     @property
     def max_seq_length(self) -> int:
         """Inputs longer than this many tokens are truncated."""
-        if self._max_seq_length is None:
-            self._engine()
-        return self._max_seq_length
+        return self._max_tokens()
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self._max_seq_length = check_positive_int(value, "max_seq_length")
+        self._token_limit = check_positive_int(value, "max_seq_length")
 
     @property
     def similarity_fn_name(self) -> str:

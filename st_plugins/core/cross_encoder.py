@@ -22,7 +22,6 @@ from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtCrossEngine
 from st_plugins.core.runtime.heads import ACTIVATIONS
 from st_plugins.core.runtime.loop import in_input_order
-from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
 from st_plugins.core.spec import LEGACY_ACTIVATION_KEY, CrossSpec, read_cross_spec
 from st_plugins.core.validation import as_pair_list, as_text_list, check_positive_int
 from st_plugins.errors import InputTypeError, InputValueError, ModelNotFoundError
@@ -151,7 +150,7 @@ class CrossEncoder(Encoder):
         self._load_settings = (model_kwargs, self.spec.config_kwargs(config_kwargs, num_labels), trust_remote_code,
                                allow_pickle, tokenizer_kwargs)
         self._explicit_max = max_length or (tokenizer_kwargs or {}).get("model_max_length")
-        self._max_length: int | None = None
+        self._token_limit = None
         self._tokenizers: dict[Any, Any] = {}
         self._activation_path = _folder_activation(self.spec, self.num_labels, trust_remote_code)
         self._activation = activation_fn
@@ -173,37 +172,6 @@ class CrossEncoder(Encoder):
     def _graph_engine(self, graph: Any) -> OrtCrossEngine:
         return OrtCrossEngine(graph)
 
-    def _tokenizer_for(self, graph: Any) -> TextTokenizer:
-        if self._load_settings[4]:
-            return self._torch_tokenizer()
-        if graph.folder not in self._tokenizers:
-            self._tokenizers[graph.folder] = graph.tokenizer()
-        return self._prepared(self._tokenizers[graph.folder])
-
-    def _torch_tokenizer(self) -> TextTokenizer:
-        if "hf" not in self._tokenizers:
-            self._tokenizers["hf"] = TextTokenizer.from_transformers(self.tokenizer, lowercase=self.spec.do_lower_case)
-        return self._prepared(self._tokenizers["hf"])
-
-    def _prepared(self, tokenizer: TextTokenizer) -> TextTokenizer:
-        if self._max_length is None:
-            self._max_length = max_length_rule(self._explicit_max, self.spec.max_seq_length,
-                                               tokenizer.facts.model_max_length,
-                                               self.spec.config.get("max_position_embeddings"))
-        if tokenizer.max_length != self._max_length:
-            tokenizer.max_length = self._max_length
-        return tokenizer
-
-    @property
-    def tokenizer(self) -> Any:
-        """The transformers tokenizer (imports transformers; scoring uses the runtime's own)."""
-        if "hf_tokenizer" not in self._tokenizers:
-            from st_plugins.core.backbone import load_tokenizer
-
-            self._tokenizers["hf_tokenizer"] = load_tokenizer(self.spec.transformer_path, None,
-                                                              self._load_settings[2], self._load_settings[4])
-        return self._tokenizers["hf_tokenizer"]
-
     @property
     def model(self) -> Any:
         """The transformers sequence-classification model (loads the torch engine)."""
@@ -218,13 +186,11 @@ class CrossEncoder(Encoder):
     @property
     def max_length(self) -> int:
         """Pairs longer than this many tokens are truncated (``longest_first``)."""
-        if self._max_length is None:
-            self._engine()
-        return self._max_length
+        return self._max_tokens()
 
     @max_length.setter
     def max_length(self, value: int) -> None:
-        self._max_length = check_positive_int(value, "max_length")
+        self._token_limit = check_positive_int(value, "max_length")
 
     max_seq_length = max_length
 

@@ -10,6 +10,7 @@ parameter (identity and in-place version), so a stale graph is never served.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from st_plugins.core.backends import check_backend
 from st_plugins.core.runtime.graphs import GRAPH_BACKENDS, Graph, load_graph
+from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
 from st_plugins.errors import BackendError, InputValueError
 
 __all__ = ["Encoder", "default_device", "onnx_available"]
@@ -43,6 +45,7 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@functools.lru_cache(maxsize=1)
 def onnx_available() -> bool:
     """True when onnxruntime can be imported (it is a base dependency; a broken install falls back to torch)."""
     import importlib.util
@@ -163,6 +166,47 @@ class Encoder:
                 self._copies[device] = cached = (fp, on_device(module, device))
             module = cached[1]
         return TorchEngine(module, device, bf16=self._backend == "bf16"), self._torch_tokenizer()
+
+    # ----------------------------------------------------------------- the tokenizer (one for every engine)
+    def _tokenizer_for(self, graph: Graph) -> TextTokenizer:
+        """The graph's tokenizer (transformers' own, saved at build time), unless ``tokenizer_kwargs`` ask for
+        another one, which transformers then builds."""
+        if self._load_settings[4]:
+            return self._torch_tokenizer()
+        if graph.folder not in self._tokenizers:
+            self._tokenizers[graph.folder] = graph.tokenizer()
+        return self._prepared(self._tokenizers[graph.folder])
+
+    def _torch_tokenizer(self) -> TextTokenizer:
+        if "runtime" not in self._tokenizers:
+            self._tokenizers["runtime"] = TextTokenizer.from_transformers(self.tokenizer, lowercase=self.spec.do_lower_case)
+        return self._prepared(self._tokenizers["runtime"])
+
+    def _prepared(self, tokenizer: TextTokenizer) -> TextTokenizer:
+        """``tokenizer`` truncating at the model's token limit (the max-length rule, applied once)."""
+        if self._token_limit is None:
+            self._token_limit = max_length_rule(self._explicit_max, self.spec.max_seq_length,
+                                                tokenizer.facts.model_max_length,
+                                                self.spec.config.get("max_position_embeddings"))
+        if tokenizer.max_length != self._token_limit:
+            tokenizer.max_length = self._token_limit
+        return tokenizer
+
+    def _max_tokens(self) -> int:
+        if self._token_limit is None:
+            self._engine()
+        return self._token_limit
+
+    @property
+    def tokenizer(self) -> Any:
+        """The transformers tokenizer (imports transformers; encoding uses the runtime's own)."""
+        if "transformers" not in self._tokenizers:
+            from st_plugins.core.backbone import load_tokenizer
+
+            _, _, trust_remote_code, _, tokenizer_kwargs = self._load_settings
+            self._tokenizers["transformers"] = load_tokenizer(self.spec.transformer_path, None, trust_remote_code,
+                                                              tokenizer_kwargs)
+        return self._tokenizers["transformers"]
 
     # ----------------------------------------------------------------- the torch engine
     def _torch_module(self) -> Any:
