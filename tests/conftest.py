@@ -9,8 +9,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+#: The public evaluation data: $ST_PLUGINS_DATA, else ../shared/data beside the checkout (the library
+#: itself never guesses). Exported when present, so the examples and notebooks the tests run find it too.
+DATA = Path(os.environ.get("ST_PLUGINS_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+if DATA.is_dir():
+    os.environ.setdefault("ST_PLUGINS_DATA", str(DATA))
 
-from st_plugins.data import data_dir, read_sts  # noqa: E402
+from st_plugins.data import read_sts  # noqa: E402
 
 SENTENCES = [
     "The weather is lovely today.",
@@ -59,29 +64,28 @@ def oracle(minilm_path):
     return sentence_transformers.SentenceTransformer(str(minilm_path), device="cpu")
 
 
-def _sts_file(name: str) -> Path:
-    path = data_dir() / "stsbenchmark" / name
+def _data(*parts: str) -> Path:
+    """``DATA / parts``, or a skip naming the path looked at and how to provide it."""
+    path = DATA.joinpath(*parts)
     if not path.is_file():
-        pytest.skip(f"STS benchmark data not found at {path} (set ST_PLUGINS_DATA or lay out ../shared/data)")
+        pytest.skip(f"evaluation data not found at {path}: set ST_PLUGINS_DATA, or lay out ../shared/data "
+                    "beside the checkout")
     return path
 
 
 @pytest.fixture(scope="session")
 def sts_test():
-    return read_sts(_sts_file("sts-test.csv"))
+    return read_sts(_data("stsbenchmark", "sts-test.csv"))
 
 
 @pytest.fixture(scope="session")
 def sts_dev():
-    return read_sts(_sts_file("sts-dev.csv"))
+    return read_sts(_data("stsbenchmark", "sts-dev.csv"))
 
 
 @pytest.fixture(scope="session")
 def banking77_dir() -> Path:
-    path = data_dir() / "banking77"
-    if not (path / "train.csv").is_file():
-        pytest.skip(f"Banking77 data not found at {path} (set ST_PLUGINS_DATA or lay out ../shared/data)")
-    return path
+    return _data("banking77", "train.csv").parent
 
 
 @pytest.fixture(scope="session")

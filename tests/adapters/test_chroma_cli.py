@@ -91,17 +91,14 @@ def tiny_reranker_dir(tmp_path_factory, minilm_path):
 
 
 def test_cli_search_rerank_orders_by_cross_encoder(docs_db, capsys, monkeypatch, tiny_reranker_dir):
-    import importlib
-
     from st_plugins.core import resolve
 
-    importlib.import_module("st_plugins.core.home")  # register first, then stand in for it
     monkeypatch.setitem(resolve._REGISTRY, RERANKER, lambda: tiny_reranker_dir)
     code, plain, _ = _search(capsys, docs_db, "rerank search results", "-k", "20")
     code_r, reranked, out = _search(capsys, docs_db, "rerank search results", "--rerank", "-k", "3", "--candidates", "20")
     assert code == code_r == 0 and len(reranked) == 3, out
     assert all(h[1] == "rerank" for h in reranked)
-    from st_plugins.commands.index import open_collection
+    from st_plugins.chroma import open_collection
     from st_plugins.core.cross_encoder import CrossEncoder
 
     query = "rerank search results"

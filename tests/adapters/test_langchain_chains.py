@@ -224,7 +224,7 @@ def test_langchain_chain_sts_rerank_mechanics_with_tiny_model(sts_stores, sts_re
 
 @pytest.fixture(scope="module")
 def trained_reranker():
-    from st_plugins.core.home import STSB_RERANKER, locate_stsb_reranker, stsb_reranker_dir
+    from st_plugins.training.named import STSB_RERANKER, locate_stsb_reranker, stsb_reranker_dir
 
     if locate_stsb_reranker() is None:
         pytest.skip(f"trained STS reranker {STSB_RERANKER!r} not found at {stsb_reranker_dir()}; "

@@ -17,6 +17,10 @@ from pydantic import ValidationError  # noqa: E402
 from st_plugins.core.cache import get_model  # noqa: E402
 from st_plugins.errors import InputTypeError, InputValueError  # noqa: E402
 from st_plugins.langchain import CrossEncoderReranker, LangChainCrossEncoder  # noqa: E402
+from tests.conftest import SENTENCES  # noqa: E402
+from tests.core import conftest_cross  # noqa: E402
+
+make_cross_folder = conftest_cross.make_cross_folder  # the session fixture of the core's cross-encoder tests
 
 QUERY = "A man is playing a guitar."
 TEXTS = ["A man plays the guitar.", "A woman is slicing onions.", "A dog runs in the park.",
@@ -71,7 +75,7 @@ def test_langchain_cross_encoder_scores_match_oracle(cross_folder, oracle_scores
     assert isinstance(ce, BaseCrossEncoder)
     assert type(got) is list and all(type(s) is float for s in got)
     np.testing.assert_allclose(got, oracle_scores, atol=1e-5)
-    assert got == ce.client.score([(QUERY, t) for t in TEXTS])  # same numbers as the core's own score
+    assert got == [float(s) for s in ce.client.predict([(QUERY, t) for t in TEXTS])]  # the core's numbers, unchanged
     assert ce.score([]) == []
 
 
@@ -87,6 +91,29 @@ def test_langchain_cross_encoder_multi_label_uses_label_1(tmp_path_factory, mini
     ce = LangChainCrossEncoder(model=str(folder), device="cpu")
     pairs = [(QUERY, t) for t in TEXTS[:3]]
     np.testing.assert_allclose(ce.score(pairs), ce.client.predict(pairs)[:, 1], atol=1e-6)
+
+
+PAIRS = [(q, d) for q in SENTENCES[:4] for d in SENTENCES] + [("word " * 300, "word " * 300), ("", "x")]
+
+
+def test_langchain_cross_encoder_score_follows_langchain_protocol(make_cross_folder):
+    one = LangChainCrossEncoder(model=str(make_cross_folder("bert", 1)), device="cpu", batch_size=5)
+    three = LangChainCrossEncoder(model=str(make_cross_folder("bert", 3)), device="cpu")
+    scores = one.score(PAIRS[:4])
+    assert isinstance(scores, list) and all(type(s) is float for s in scores)
+    assert scores == pytest.approx(one.client.predict(PAIRS[:4]).tolist(), abs=1e-7)
+    assert three.client.num_labels == 3
+    assert three.score(PAIRS[:4]) == pytest.approx(three.client.predict(PAIRS[:4])[:, 1].tolist(), abs=1e-7)
+    assert one.score(PAIRS) == pytest.approx(one.client.predict(PAIRS, batch_size=32).tolist(), abs=1e-6)  # batches agree
+    assert one.score([]) == [] and three.score([]) == []
+
+
+def test_langchain_cross_encoder_score_names_the_bad_pair(make_cross_folder):
+    one = LangChainCrossEncoder(model=str(make_cross_folder("bert", 1)), device="cpu")
+    with pytest.raises(InputTypeError, match=r"`text_pairs\[0\]`"):
+        one.score(["not a pair", "x", "y"])
+    with pytest.raises(InputTypeError, match=r"`text_pairs\[1\]\[0\]` must be a str"):
+        one.score([("q", "d"), (3, "d")])
 
 
 def test_langchain_cross_encoder_works_in_langchain_classic_reranker(cross_folder, docs, oracle_scores):

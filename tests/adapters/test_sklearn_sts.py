@@ -23,7 +23,8 @@ RERANKER = "st-plugins/stsb-reranker"
 
 @pytest.fixture(scope="module")
 def reranker():
-    registry = pytest.importorskip("st_plugins.core.home")
+    from st_plugins.training import named as registry
+
     if registry.locate_stsb_reranker() is None:
         pytest.skip(f"the trained STS reranker is absent from {registry.stsb_reranker_dir()}; "
                     "run `st-plugins train-reranker` first (ST_PLUGINS_HOME chooses the folder)")

@@ -239,6 +239,16 @@ def test_cross_encoder_save_loads_in_oracle_with_identical_scores(make_cross_fol
     assert np.abs(again.predict(PAIRS, batch_size=8) - expected).max() <= 1e-6
 
 
+def test_cross_encoder_save_leaves_the_live_model_unchanged(make_cross_folder, tmp_path):
+    ours = CrossEncoder(str(make_cross_folder("bert", 1)), device="cpu", max_length=40)
+    before = (ours.config.to_dict(), ours.tokenizer.model_max_length, ours.max_length, ours.graph)
+    ours.save(tmp_path / "saved")
+    assert (ours.config.to_dict(), ours.tokenizer.model_max_length, ours.max_length, ours.graph) == before
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert saved["sentence_transformers"]["activation_fn"] == "torch.nn.modules.activation.Sigmoid"
+    assert json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())["model_max_length"] == 40
+
+
 def test_cross_encoder_keeps_id2label(pair_of):
     assert pair_of("bert", 3)[0].config.id2label == ID2LABEL
 

@@ -144,3 +144,22 @@ def test_runtime_modules_import_no_torch():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_runtime_int8_build_leaves_logging_alone(tmp_home, tiny_folder):
+    import logging
+
+    root = logging.getLogger()
+    handlers, filters, disabled = list(root.handlers), list(root.filters), root.manager.disable
+    model = SentenceTransformer(str(tiny_folder), device="cpu", backend="torch")
+    model.backend = "int8"  # torch is loaded: the quantizer runs in this process
+    assert model.graph is not None and model.graph.meta["variant"] == "bi-int8"
+    assert (list(root.handlers), list(root.filters), root.manager.disable) == (handlers, filters, disabled)
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    other = logging.getLogger("st_plugins.test")
+    other.addHandler(handler)
+    other.warning("still heard")
+    other.removeHandler(handler)
+    assert [r.getMessage() for r in seen] == ["still heard"]

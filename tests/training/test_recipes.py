@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from st_plugins.data import StsPair
-from st_plugins.training.recipes import finetune_bi_encoder_cosent, main, read_sts_folder, sts_examples, train_stsb_reranker
+from st_plugins.errors import DataNotFoundError, InputValueError
+from st_plugins.training.recipes import finetune_bi_encoder_cosent, read_sts_folder, sts_examples, train_stsb_reranker
 
 from .conftest import sentences, sts_rows
 
@@ -17,8 +20,19 @@ def test_recipes_sts_examples_scale_and_swap():
 
 
 def test_recipes_missing_split_names_the_layout(tmp_path):
-    with pytest.raises(FileNotFoundError, match="has no sts-train.csv; pass the STS benchmark folder"):
+    with pytest.raises(DataNotFoundError, match="has no sts-train.csv; pass the STS benchmark folder") as info:
         read_sts_folder(tmp_path)
+    assert isinstance(info.value, FileNotFoundError) and "ST_PLUGINS_DATA" in str(info.value)
+
+
+def test_recipes_default_data_is_st_plugins_data(tiny_sts_dir, tmp_path_factory, monkeypatch):
+    monkeypatch.delenv("ST_PLUGINS_DATA", raising=False)
+    with pytest.raises(DataNotFoundError, match="ST_PLUGINS_DATA is not set"):
+        read_sts_folder(None)
+    root = tmp_path_factory.mktemp("data")
+    shutil.copytree(tiny_sts_dir, root / "stsbenchmark")
+    monkeypatch.setenv("ST_PLUGINS_DATA", str(root))
+    assert [len(read_sts_folder(None)[split]) for split in ("train", "dev", "test")] == [64, 24, 24]
 
 
 def test_recipes_cosent_trains_saves_and_reports(tiny_sts_dir, tiny_bi_dir, tmp_path):
@@ -45,13 +59,6 @@ def test_recipes_reranker_trains_a_one_label_cross_encoder(tiny_sts_dir, tiny_bi
     assert model.num_labels == 1 and model.max_length == 48
     scores = model.predict([("A man is eating pasta.", "A man is eating bread.")] * 2)
     assert scores.shape == (2,) and 0 < scores[0] < 1 and scores[0] == scores[1]
-
-
-def test_recipes_module_main_prints_figures(tiny_sts_dir, tiny_bi_dir, tmp_path, capsys):
-    assert main(["cosent", "--data", str(tiny_sts_dir), "--out", str(tmp_path / "m"), "--base-model", str(tiny_bi_dir),
-                 "--epochs", "1"]) == 0
-    out = capsys.readouterr().out
-    assert f"saved to {tmp_path / 'm'}" in out and "test Spearman" in out and "(before: " in out
 
 
 def test_recipes_teacher_maps_cosine_onto_gold_scale(tiny_bi_dir):
@@ -108,5 +115,5 @@ def test_recipes_reranker_labels_blend_gold_and_teacher(tiny_sts_dir, tiny_bi_di
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"teacher_weight": 1.5}, "teacher_weight"), ({"silver": -1}, "silver")])
 def test_recipes_reranker_rejects_bad_distillation_settings(tiny_sts_dir, tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=f"`{message}` must be"):
+    with pytest.raises(InputValueError, match=f"`{message}` must be"):
         train_stsb_reranker(tiny_sts_dir, tmp_path / "rr", **kwargs)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from st_plugins.commands.train_reranker import QUICK_MIN_SPEARMAN
-from st_plugins.core.home import STSB_RERANKER, locate_stsb_reranker, stsb_reranker_dir
+from st_plugins.training.named import STSB_RERANKER, locate_stsb_reranker, stsb_reranker_dir
 from tests.conftest import PASTA_CORPUS as CORPUS, PASTA_QUERY
 
 pytestmark = pytest.mark.slow

@@ -25,7 +25,7 @@ def test_train_reranker_is_registered_with_the_cli():
 def test_train_reranker_default_out_is_st_plugins_home_and_short_name_loads(tiny_sts_dir, tiny_bi_dir, tmp_path,
                                                                             monkeypatch, capsys):
     from st_plugins.core.cross_encoder import CrossEncoder
-    from st_plugins.core import home as registry
+    from st_plugins.training import named as registry
 
     monkeypatch.setenv("ST_PLUGINS_HOME", str(tmp_path / "home"))
     assert registry.locate_stsb_reranker() is None

@@ -1,0 +1,69 @@
+"""st_plugins.core.resolve beyond the core's own tests: names from entry points, hub errors kept apart from bugs.
+
+(These sit outside tests/core while the core is being rewritten; they belong next to tests/core/test_loading.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from st_plugins.core import resolve
+from st_plugins.errors import ModelNotFoundError
+from tests.training.test_named import fake_reranker
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_resolve_entry_point_name_without_torch(tmp_path):
+    folder = fake_reranker(tmp_path)
+    code = ("import json, sys; from st_plugins.core.resolve import resolve_model_path; "
+            "path = resolve_model_path('st-plugins/stsb-reranker'); "
+            "print(json.dumps([str(path), [m for m in ('torch', 'transformers', 'numpy') if m in sys.modules]]))")
+    env = dict(os.environ, ST_PLUGINS_HOME=str(tmp_path), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(done.stdout) == [str(folder), []]
+
+
+def test_resolve_missing_model_lists_entry_point_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("ST_PLUGINS_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve.resolve_model_path("st-plugins/stsb-reranker", cache_folder=tmp_path / "hub")
+    message = str(info.value)
+    assert "registered name 'st-plugins/stsb-reranker': its package or folder is not available" in message
+    assert "hub repo 'st-plugins/stsb-reranker' (revision main, offline, " in message
+    assert ("a registered name (all-MiniLM-L6-v2, sentence-transformers/all-MiniLM-L6-v2, st-plugins/stsb-reranker), "
+            "or a hub id present in the cache.") in message
+
+
+def test_resolve_code_registration_wins_over_entry_points(tmp_path, monkeypatch):
+    monkeypatch.setenv("ST_PLUGINS_HOME", str(tmp_path / "home"))
+    fake_reranker(tmp_path / "home")
+    fresh = {k: v for k, v in resolve._REGISTRY.items() if k != "st-plugins/stsb-reranker"}
+    monkeypatch.setattr(resolve, "_REGISTRY", fresh)
+    monkeypatch.setattr(resolve, "_discovered", False)  # entry points not read yet
+    resolve.register_model("st-plugins/stsb-reranker", lambda: tmp_path)
+    assert "st-plugins/stsb-reranker" in resolve.registered_models() and resolve._discovered  # entry points read
+    assert resolve.resolve_model_path("st-plugins/stsb-reranker") == tmp_path
+
+
+def test_resolve_bad_hub_id_is_not_found(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=r"hub repo 'acme/bad\.\.id'"):  # HFValidationError, a ValueError
+        resolve.resolve_model_path("acme/bad..id", cache_folder=tmp_path, local_files_only=True)
+
+
+def test_resolve_bug_in_hub_lookup_is_not_reported_as_not_found(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug, not a missing model")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        resolve.resolve_model_path("acme/some-model", cache_folder=tmp_path, local_files_only=True)
