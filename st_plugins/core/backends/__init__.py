@@ -1,20 +1,20 @@
-"""Fast CPU inference paths, chosen with ``backend=`` and guarded by accuracy.
+"""Inference backends, chosen with ``backend=``, and the torch-side graph builders.
 
 =========  ============================================================================  =====================
 backend    what runs                                                                     guarantee (vs torch fp32)
 =========  ============================================================================  =====================
-``auto``   ``onnx`` when onnxruntime + onnx are installed, the model is on the CPU in    as ``onnx`` / exact
-           float32 eval mode and its weights are the folder's; else ``torch`` (default)
+``auto``   the runtime's fp32 graph when the model is on the CPU with the folder's       as ``onnx`` / exact
+           weights in float32; else torch (default)
 ``torch``  the model's own torch forward                                                 the reference
-``onnx``   ONNX Runtime fp32; each batch cut into one slice per thread                   max diff <= 1e-5
+``onnx``   the runtime's fp32 graph; each batch cut into one slice per thread            max diff <= 1e-5
 ``bf16``   torch under ``autocast(bfloat16)`` (matmuls bf16, norms/softmax fp32)        min cosine >= 0.9999
-``int8``   ONNX Runtime int8 matmuls: smoothed inputs, outlier channels kept fp32         min cosine >= 0.99
+``int8``   the runtime's int8 graph: smoothed inputs, outlier channels kept fp32         min cosine >= 0.99
            (:mod:`.quantize`); bi-encoders only
 =========  ============================================================================  =====================
 
-Exported graphs are cached on disk by model content hash and library version (:mod:`.store`), so the
-one-time export (seconds) is paid once per machine. :mod:`.lean` runs a cached graph with
-onnxruntime + tokenizers + numpy only (no torch, no transformers). Importing this package is light.
+Graphs are run by :mod:`st_plugins.core.runtime` (no torch) and built here (:mod:`.build`,
+:mod:`.export`, :mod:`.quantize`: torch + onnx), once per machine and model, cached by the model's
+content hash and the library versions. Importing this package is light.
 """
 
 from __future__ import annotations
