@@ -2,7 +2,7 @@
 
 Run:  python examples/sklearn_classification.py                      (all 77 intents, ~13k texts: minutes on CPU)
       python examples/sklearn_classification.py --classes 10 --per-class 20     (a quick look)
-Reads ``banking77/{train,test}.csv`` from ``--data`` (default: st_plugins.data.data_dir()).
+Reads ``{train,test}.csv`` from ``--data`` (default: ``$ST_PLUGINS_DATA/banking77``).
 Works offline: the model is the packaged all-MiniLM-L6-v2.
 """
 
@@ -37,13 +37,15 @@ def load(folder: Path, split: str, classes: int | None, per_class: int | None) -
 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=data_dir() / "banking77", help="folder with train.csv, test.csv")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder with train.csv, test.csv (default: $ST_PLUGINS_DATA/banking77)")
     parser.add_argument("--classes", type=int, default=None, help="use the first N intents (default: all 77)")
     parser.add_argument("--per-class", type=int, default=None, help="at most N texts per intent and split")
     args = parser.parse_args(argv)
+    folder = args.data or data_dir() / "banking77"
 
-    train_texts, train_labels = load(args.data, "train", args.classes, args.per_class)
-    test_texts, test_labels = load(args.data, "test", args.classes, args.per_class)
+    train_texts, train_labels = load(folder, "train", args.classes, args.per_class)
+    test_texts, test_labels = load(folder, "test", args.classes, args.per_class)
     print(f"{len(train_texts)} training texts, {len(test_texts)} test texts, {len(set(train_labels))} intents")
 
     pipe = make_pipeline(EmbeddingTransformer(), LogisticRegression(max_iter=1000))

@@ -51,13 +51,13 @@ def plot(vectors: np.ndarray, clusters: np.ndarray, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=data_dir() / "banking77", help="folder with test.csv")
+    parser.add_argument("--data", type=Path, default=None, help="folder with test.csv (default: $ST_PLUGINS_DATA/banking77)")
     parser.add_argument("--classes", type=int, default=None, help="use the first N intents (default: all 77)")
     parser.add_argument("--per-class", type=int, default=None, help="at most N texts per intent")
     parser.add_argument("--plot", type=Path, default=None, help="save a 2-D map of the clusters to this PNG")
     args = parser.parse_args(argv)
 
-    texts, labels = load(args.data, args.classes, args.per_class)
+    texts, labels = load(args.data or data_dir() / "banking77", args.classes, args.per_class)
     n_clusters = len(set(labels))
     # Normalized vectors: KMeans' Euclidean distance then follows cosine similarity.
     pipe = make_pipeline(EmbeddingTransformer(normalize_embeddings=True), KMeans(n_clusters, n_init=10, random_state=0))

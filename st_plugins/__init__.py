@@ -1,8 +1,8 @@
 """st_plugins: sentence-transformers-style bi-encoders and cross-encoders for Chroma, scikit-learn
-and LangChain, on torch + transformers.
+and LangChain, run on ONNX Runtime by default and trained on torch + transformers.
 
-Nothing heavy is imported here: ``SentenceTransformer``, ``CrossEncoder`` and friends load torch
-on first use.
+Nothing heavy is imported here: ``SentenceTransformer``, ``CrossEncoder`` and friends load their
+runtime on first use.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from st_plugins import errors as _errors
 from st_plugins.errors import (
+    BackendError,
+    DataNotFoundError,
     InputTypeError,
     InputValueError,
     MissingDependencyError,
@@ -29,13 +32,7 @@ __all__ = [
     "SimilarityFunction",
     "get_model",
     "util",
-    "StPluginsError",
-    "InputTypeError",
-    "InputValueError",
-    "ModelNotFoundError",
-    "ModelFormatError",
-    "UnsafeCheckpointError",
-    "MissingDependencyError",
+    *_errors.__all__,  # StPluginsError first, then each error class (drawn in st_plugins.errors)
 ]
 
 _LAZY = {

@@ -1,8 +1,9 @@
 """The ``st-plugins`` command line: one sub-command per module in :mod:`st_plugins.commands`.
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Errors raised on purpose (``StPluginsError``, ``OSError``, ``ValueError``) print as one message
-with exit code 2; no tracebacks.
+Errors raised on purpose (``StPluginsError``) and the operating system's (``OSError``: a file that
+cannot be read or written) print as one message with exit code 2; anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -13,19 +14,14 @@ import sys
 
 from st_plugins.errors import StPluginsError
 
-COMMANDS = ("train_reranker", "index", "search")
+COMMANDS = ("train_reranker", "cosent", "index", "search", "build_graph")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="st-plugins", description="Sentence-transformers-style models, offline.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMANDS:
-        try:
-            module = importlib.import_module(f"st_plugins.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"st_plugins.commands.{module_name}":
-                continue  # command not built yet
-            raise
+        module = importlib.import_module(f"st_plugins.commands.{module_name}")
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
@@ -39,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (StPluginsError, OSError, ValueError) as exc:
+    except (StPluginsError, OSError) as exc:
         print(f"st-plugins {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,6 +1,8 @@
-"""Readers for the public evaluation data beside the checkout (never copied into the repo).
+"""Readers for the public evaluation data (STS benchmark, Banking77), which never ships with st_plugins.
 
-The folder is ``$ST_PLUGINS_DATA`` when set, else ``../shared/data`` next to the project checkout.
+The library reads the folder it is given: an argument (``--data DIR`` on the command line), else
+``$ST_PLUGINS_DATA``. That folder holds ``stsbenchmark/sts-{train,dev,test}.csv`` and
+``banking77/{train,test}.csv``.
 """
 
 from __future__ import annotations
@@ -9,16 +11,40 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from st_plugins.errors import DataNotFoundError
 
 __all__ = ["data_dir", "StsPair", "read_sts", "read_banking77"]
 
+_HOW = "pass the data folder (--data DIR on the command line) or set ST_PLUGINS_DATA to it"
 
-def data_dir() -> Path:
-    """The evaluation data folder (may not exist: callers skip or explain)."""
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The evaluation data folder: ``path``, else ``$ST_PLUGINS_DATA`` (it may not exist: readers say so).
+
+    Raises:
+        DataNotFoundError: ``path`` is ``None`` and ``ST_PLUGINS_DATA`` is unset.
+
+    Example:
+        >>> data_dir("/data/eval").as_posix()
+        '/data/eval'
+    """
+    if path is not None:
+        return Path(path).expanduser()
     env = os.environ.get("ST_PLUGINS_DATA")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+        return Path(env).expanduser()
+    raise DataNotFoundError(f"No evaluation data folder was given and ST_PLUGINS_DATA is not set; {_HOW} "
+                            "(the folder holding stsbenchmark/ and banking77/).")
+
+
+def _open(path: str | os.PathLike, what: str, **kwargs) -> IO[str]:
+    """``open(path)`` for reading, or :class:`DataNotFoundError` naming the path and how to point at the data."""
+    try:
+        return open(path, encoding="utf-8", **kwargs)
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{what} file {os.fspath(path)!r} does not exist; {_HOW}.") from None
 
 
 @dataclass(frozen=True)
@@ -32,10 +58,10 @@ def read_sts(path: str | os.PathLike) -> list[StsPair]:
     """Read an STS benchmark file: tab-separated, no quoting; fields 4, 5, 6 (score, s1, s2).
 
     Raises:
-        FileNotFoundError: The file does not exist.
+        DataNotFoundError: The file does not exist.
     """
     pairs = []
-    with open(path, encoding="utf-8") as fh:
+    with _open(path, "STS benchmark") as fh:
         for line in fh:
             fields = line.rstrip("\n").split("\t")
             if len(fields) >= 7:
@@ -44,9 +70,13 @@ def read_sts(path: str | os.PathLike) -> list[StsPair]:
 
 
 def read_banking77(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Read a Banking77 CSV (``text,category``) into ``(texts, labels)``."""
+    """Read a Banking77 CSV (``text,category``) into ``(texts, labels)``.
+
+    Raises:
+        DataNotFoundError: The file does not exist.
+    """
     texts, labels = [], []
-    with open(path, encoding="utf-8", newline="") as fh:
+    with _open(path, "Banking77", newline="") as fh:
         for row in csv.DictReader(fh):
             texts.append(row["text"])
             labels.append(row["category"])

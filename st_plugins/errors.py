@@ -9,7 +9,9 @@ matching built-in, so callers may catch either::
     ├── ModelNotFoundError(StPluginsError, OSError)      nothing found; lists every place tried
     ├── ModelFormatError(StPluginsError, ValueError)     a model folder we cannot read
     ├── UnsafeCheckpointError(StPluginsError, ValueError)  pickle weights refused (names the opt-in)
-    └── MissingDependencyError(StPluginsError, ImportError)  names the extra to install
+    ├── MissingDependencyError(StPluginsError, ImportError)  names the extra to install
+    ├── BackendError(StPluginsError, RuntimeError)       an inference backend or graph build failed
+    └── DataNotFoundError(StPluginsError, FileNotFoundError)  evaluation data missing; says where it looked
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ __all__ = [
     "ModelFormatError",
     "UnsafeCheckpointError",
     "MissingDependencyError",
+    "BackendError",
+    "DataNotFoundError",
 ]
 
 
@@ -51,6 +55,14 @@ class UnsafeCheckpointError(StPluginsError, ValueError):
 
 class MissingDependencyError(StPluginsError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class BackendError(StPluginsError, RuntimeError):
+    """An inference backend failed: a graph could not be built, exported or run; the message says which."""
+
+
+class DataNotFoundError(StPluginsError, FileNotFoundError):
+    """Evaluation data is missing; the message names the path looked at and how to point at the data."""
 
 
 def require(module: str, extra: str):

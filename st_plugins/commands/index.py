@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from st_plugins.errors import InputValueError, require
+from st_plugins.errors import InputValueError
 
 NAME = "index"
 HELP = "Index .txt/.md files (split into passages) into a persistent Chroma database; re-running adds nothing twice."
@@ -29,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from st_plugins.chroma import open_collection
     from st_plugins.indexing import content_id, index_documents, read_passages
 
     passages = read_passages(args.paths, max_words=args.max_words)
@@ -47,44 +47,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"Indexed {len(passages)} passages from {files} files into collection {args.collection!r} at {args.db}: "
           f"{result.added} new, {result.skipped} already present ({collection.count()} in total).")
     return 0
-
-
-def open_collection(db: str, name: str, model: str | None = None, device: str | None = None,
-                    create: bool = False) -> Any:
-    """Open (or, with ``create``, make) a collection that embeds with :class:`ChromaEmbeddingFunction`.
-
-    Raises:
-        InputValueError: No such database or collection (without ``create``), a collection made with
-            another embedding function, or ``model`` different from the one the collection was made with.
-    """
-    from pathlib import Path
-
-    require("chromadb", "chroma")
-    import chromadb
-    from chromadb.errors import NotFoundError
-
-    from st_plugins.chroma import ChromaEmbeddingFunction
-
-    if not create and not Path(db).is_dir():
-        raise InputValueError(f"No Chroma database at {db!r}. Create one with: st-plugins index PATH... --db {db}")
-    client = chromadb.PersistentClient(path=str(db))
-    try:
-        collection = client.get_collection(name)
-    except NotFoundError:
-        if not create:
-            known = sorted(c.name for c in client.list_collections())
-            raise InputValueError(f"No collection {name!r} in {db!r}; it has {known}. Pass --collection NAME.") from None
-        ef = ChromaEmbeddingFunction(model or DEFAULT_MODEL, device=device)
-        return client.create_collection(name, embedding_function=ef)
-    stored = (collection.configuration_json or {}).get("embedding_function") or {}
-    if stored.get("name") != ChromaEmbeddingFunction.name():
-        raise InputValueError(
-            f"Collection {name!r} in {db!r} embeds with {stored.get('name') or 'no known function'!r}, not "
-            f"{ChromaEmbeddingFunction.name()!r}; pass another --collection NAME."
-        )
-    if model is not None:
-        wanted = ChromaEmbeddingFunction(model)
-        wanted.validate_config_update(stored["config"], {"model_name": wanted.model_name})
-    if device is not None:
-        return client.get_collection(name, embedding_function=ChromaEmbeddingFunction(**{**stored["config"], "device": device}))
-    return collection

@@ -6,14 +6,15 @@ import argparse
 import textwrap
 from typing import Any
 
-from st_plugins.commands.index import DEFAULT_COLLECTION, open_collection
+from st_plugins.commands.index import DEFAULT_COLLECTION
 from st_plugins.core.validation import check_positive_int
 from st_plugins.errors import ModelNotFoundError
+from st_plugins.training.named import STSB_RERANKER
 
 NAME = "search"
 HELP = "Search a Chroma database made by `st-plugins index`; --rerank re-scores with the STS cross-encoder."
-RERANKER = "st-plugins/stsb-reranker"
-MAKE_RERANKER = "st-plugins train-reranker --data ../shared/data/stsbenchmark"
+RERANKER = STSB_RERANKER
+MAKE_RERANKER = "st-plugins train-reranker --data STS_BENCHMARK_DIR"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from st_plugins.chroma import open_collection
+
     k = check_positive_int(args.k, "-k")
     fetch = max(k, check_positive_int(args.candidates, "--candidates")) if args.rerank else k
     reranker = load_reranker(args.device) if args.rerank else None
@@ -63,15 +66,17 @@ def _similarity(distance: float, space: str) -> float:
 
 
 def load_reranker(device: str | None = None) -> Any:
-    """The trained STS cross-encoder, or :class:`ModelNotFoundError` saying how to make it."""
+    """The trained STS cross-encoder, or :class:`ModelNotFoundError` saying how to make it.
+
+    A missing dependency stays a :class:`~st_plugins.errors.MissingDependencyError` naming the extra.
+    """
     from st_plugins.core.cache import get_model
 
     try:
         return get_model("cross", RERANKER, device=device, local_files_only=True)
-    except (ModelNotFoundError, ModuleNotFoundError) as exc:
-        missing = "is not on this machine" if isinstance(exc, ModelNotFoundError) else f"cannot be loaded ({exc})"
+    except ModelNotFoundError as exc:
         raise ModelNotFoundError(
-            f"--rerank needs the STS reranker {RERANKER!r}, which {missing}. "
+            f"--rerank needs the STS reranker {RERANKER!r}, which is not on this machine. "
             f"Make it once with: {MAKE_RERANKER}  (it is saved in the user cache dir, or under $ST_PLUGINS_HOME), "
             "then search again; or drop --rerank."
         ) from exc

@@ -16,7 +16,6 @@ from st_plugins.errors import InputValueError
 __all__ = ["LangChainCrossEncoder"]
 
 
-
 class LangChainCrossEncoder(BaseModel, BaseCrossEncoder):
     """``langchain_core.cross_encoders.BaseCrossEncoder`` on an st_plugins ``CrossEncoder``.
 
@@ -61,10 +60,13 @@ class LangChainCrossEncoder(BaseModel, BaseCrossEncoder):
         return self._model
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
-        """Relevance score of each ``(query, document)`` pair (higher is more relevant).
+        """Relevance score of each ``(query, document)`` pair (higher is more relevant), in input order.
 
-        The same numbers as ``CrossEncoder.score`` (label 1 for multi-label models), batched by
-        :attr:`batch_size`.
+        ``CrossEncoder.predict``'s score for one-label models, label 1's score for multi-label ones
+        (as LangChain's ``HuggingFaceCrossEncoder``), batched by :attr:`batch_size`.
+
+        Returns:
+            One ``float`` per pair; ``[]`` for no pairs.
 
         Raises:
             InputTypeError: An item is not a pair of two str (the message names the index).
@@ -72,5 +74,5 @@ class LangChainCrossEncoder(BaseModel, BaseCrossEncoder):
         pairs, _ = as_pair_list(text_pairs, "text_pairs")
         if not pairs:
             return []
-        scores = self._model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
-        return [float(s) for s in (scores[:, 1] if scores.ndim > 1 else scores)]
+        scores = self._model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
+        return (scores[:, 1] if scores.ndim > 1 else scores).tolist()

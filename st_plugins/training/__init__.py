@@ -1,7 +1,7 @@
 """Fine-tuning for both model kinds: losses, evaluators, a plain-torch trainer and recipes.
 
-Names load lazily (torch is imported on first use). Where trained models live is
-:mod:`st_plugins.core.home`.
+Names load lazily (torch is imported on first use). The trained models' names and folders are
+in :mod:`st_plugins.training.named`.
 
 Example:
     >>> from st_plugins.training import Example, TrainingArguments

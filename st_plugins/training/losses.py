@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -43,12 +45,19 @@ def _check_labels(labels: Tensor, batch_size: int, loss: nn.Module) -> Tensor:
     return labels.view(-1)
 
 
+def _hold(loss: nn.Module, model: Any) -> None:
+    """Keep ``model`` on ``loss`` and register its torch engine, so ``loss.parameters()`` holds its weights
+    (as in sentence-transformers, where the model is itself a module)."""
+    loss.model = model
+    loss.engine = model._torch_module() if hasattr(model, "_torch_module") else model
+
+
 class _BiEncoderLoss(nn.Module):
     columns: int | None = 2
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        _hold(self, model)
 
     def embed(self, columns: Sequence[Sequence[str]]) -> list[Tensor]:
         _check_columns(columns, self.columns, self)
@@ -146,7 +155,7 @@ class _CrossEncoderLoss(nn.Module):
                 f"{type(self).__name__} needs a cross-encoder with 1 output label; got one with {labels}. "
                 "Use CrossEntropyLoss for several labels."
             )
-        self.model = model
+        _hold(self, model)
         self.activation_fn = activation_fn if activation_fn is not None else nn.Identity()
 
     def scores(self, columns: Sequence[Sequence[str]]) -> Tensor:

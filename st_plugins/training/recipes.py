@@ -3,13 +3,14 @@
 Both start from the packaged all-MiniLM-L6-v2, train with :class:`~st_plugins.training.Trainer`,
 keep the checkpoint with the best dev Spearman and report the test Spearman. From a shell::
 
-    python -m st_plugins.training.recipes reranker --data ../shared/data/stsbenchmark --out /tmp/rr
-    python -m st_plugins.training.recipes cosent --data ../shared/data/stsbenchmark --out /tmp/bi
+    st-plugins train-reranker --data DATA/stsbenchmark --out /tmp/rr
+    st-plugins cosent --data DATA/stsbenchmark --out /tmp/bi
+
+Without ``data`` they read ``$ST_PLUGINS_DATA/stsbenchmark`` (:func:`st_plugins.data.data_dir`).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import time
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from st_plugins.core.runtime.store import home_dir
 from st_plugins.data import StsPair, data_dir, read_sts
-from st_plugins.core.home import stsb_reranker_dir
-from st_plugins.errors import InputValueError
+from st_plugins.errors import DataNotFoundError, InputValueError
+from st_plugins.training.named import COSENT_FOLDER, stsb_reranker_dir
 
 __all__ = ["RecipeResult", "sts_examples", "pair_token_lengths", "read_sts_folder", "train_stsb_reranker", "finetune_bi_encoder_cosent",
            "BiEncoderTeacher", "silver_pairs"]
@@ -61,8 +63,12 @@ def sts_examples(pairs: list[StsPair], both_orders: bool = False, scale: float =
 def read_sts_folder(folder: str | os.PathLike | None) -> dict[str, list[StsPair]]:
     """Read ``sts-train.csv``, ``sts-dev.csv`` and (if present) ``sts-test.csv`` from ``folder``.
 
+    Args:
+        folder: The STS benchmark folder (default: ``$ST_PLUGINS_DATA/stsbenchmark``).
+
     Raises:
-        FileNotFoundError: The train or dev file is missing (the message shows the expected layout).
+        DataNotFoundError: No folder given and ``ST_PLUGINS_DATA`` unset, or the train or dev file is
+            missing (the message shows the expected layout).
     """
     root = Path(folder) if folder is not None else data_dir() / "stsbenchmark"
     splits = {}
@@ -71,9 +77,10 @@ def read_sts_folder(folder: str | os.PathLike | None) -> dict[str, list[StsPair]
         if path.is_file():
             splits[split] = read_sts(path)
         elif split != "test":
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"`data` folder {str(root)!r} has no sts-{split}.csv; pass the STS benchmark folder "
-                "(sts-train.csv, sts-dev.csv, optional sts-test.csv), e.g. ../shared/data/stsbenchmark."
+                "(sts-train.csv, sts-dev.csv, optional sts-test.csv) with --data DIR, or set ST_PLUGINS_DATA "
+                "to the folder holding stsbenchmark/."
             )
     return splits
 
@@ -216,7 +223,7 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
     the bi-encoder, trained on far more data, generalises, and rank-averaging the two gives 0.855.
 
     Args:
-        data: STS benchmark folder (default: ``st_plugins.data.data_dir() / "stsbenchmark"``).
+        data: STS benchmark folder (default: ``$ST_PLUGINS_DATA/stsbenchmark``).
         out: Output folder (default: ``$ST_PLUGINS_HOME/stsb-reranker`` or the user cache dir).
         quick: A short run for CI: 1 epoch on 1,500 of the training pairs, the base model as teacher
             (weight 0.5), no silver pairs.
@@ -231,6 +238,7 @@ def train_stsb_reranker(data: str | os.PathLike | None = None, out: str | os.Pat
 
     Raises:
         InputValueError: ``teacher_weight`` outside [0, 1] or ``silver`` negative.
+        DataNotFoundError: The STS files are not where ``data`` points (see :func:`read_sts_folder`).
     """
     from st_plugins.training.evaluators import CrossEncoderCorrelationEvaluator
     from st_plugins.training.losses import BinaryCrossEntropyLoss
@@ -278,15 +286,18 @@ def finetune_bi_encoder_cosent(data: str | os.PathLike | None = None, out: str |
     Batches group pairs of similar length (less padding: about twice as fast on CPU).
 
     Args:
-        data: STS benchmark folder (default: ``st_plugins.data.data_dir() / "stsbenchmark"``).
+        data: STS benchmark folder (default: ``$ST_PLUGINS_DATA/stsbenchmark``).
         out: Output folder (default: ``$ST_PLUGINS_HOME/stsb-cosent-minilm`` or the user cache dir).
         quick: A short run: 1 epoch on a subset of the training pairs.
+
+    Raises:
+        DataNotFoundError: The STS files are not where ``data`` points (see :func:`read_sts_folder`).
     """
     from st_plugins.core.bi_encoder import SentenceTransformer
 
     wall, cpu = time.perf_counter(), time.process_time()
     splits = read_sts_folder(data)
-    out_dir = Path(out) if out is not None else stsb_reranker_dir().with_name("stsb-cosent-minilm")
+    out_dir = Path(out) if out is not None else home_dir() / COSENT_FOLDER
     train = _subset(splits["train"], QUICK_TRAIN_PAIRS, seed) if quick else splits["train"]
     test = _embedding_evaluator(splits["test"], "test") if "test" in splits else None
     baseline = test(SentenceTransformer(base_model, device=device))["sts-test_spearman_cosine"] if test else None
@@ -296,37 +307,3 @@ def finetune_bi_encoder_cosent(data: str | os.PathLike | None = None, out: str |
     model.save(os.fspath(out_dir))
     return RecipeResult(out_dir, result.best_score, test(model)["sts-test_spearman_cosine"] if test else None, baseline,
                         time.perf_counter() - wall, time.process_time() - cpu, result.steps)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m st_plugins.training.recipes {reranker,cosent} --data DIR --out DIR [--quick]``."""
-    parser = argparse.ArgumentParser(prog="python -m st_plugins.training.recipes", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", choices=["reranker", "cosent"])
-    parser.add_argument("--data", default=None, help="STS benchmark folder (default: the shared data folder)")
-    parser.add_argument("--out", default=None, help="output folder (default: under ST_PLUGINS_HOME or the user cache)")
-    parser.add_argument("--base-model", default=BASE_MODEL, help="starting model (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--epochs", type=int, default=None, help=f"default: the recipe's ({EPOCHS} reranker, 4 cosent)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--silver", type=int, default=None, help="reranker: extra teacher-labelled pairs")
-    parser.add_argument("--teacher-weight", type=float, default=None, help="reranker: share of the bi-encoder teacher in the labels")
-    parser.add_argument("--teacher", default=None, help='reranker: "cosent" (default) or a bi-encoder name or path')
-    parser.add_argument("--teacher-epochs", type=int, default=None, help="reranker: CoSENT epochs of the teacher")
-    parser.add_argument("--teacher-lr", type=float, default=None, help="reranker: peak learning rate of the CoSENT teacher")
-    parser.add_argument("--quick", action="store_true", help="1 epoch on a subset (smoke run)")
-    args = parser.parse_args(argv)
-    recipe = train_stsb_reranker if args.recipe == "reranker" else finetune_bi_encoder_cosent
-    extra = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr), ("seed", args.seed),
-                                          ("teacher_weight", args.teacher_weight), ("silver", args.silver),
-                                          ("teacher", args.teacher), ("teacher_epochs", args.teacher_epochs),
-                                          ("teacher_learning_rate", args.teacher_lr)) if v is not None}
-    res = recipe(args.data, args.out, base_model=args.base_model, quick=args.quick, **extra)
-    before = f" (before: {res.baseline_test_spearman:.4f})" if res.baseline_test_spearman is not None else ""
-    print(f"saved to {res.path}\ndev Spearman {res.dev_spearman:.4f}; test Spearman "
-          f"{res.test_spearman if res.test_spearman is None else round(res.test_spearman, 4)}{before}; "
-          f"{res.steps} steps, {res.wall_seconds:.0f} s wall, {res.cpu_seconds:.0f} s CPU")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

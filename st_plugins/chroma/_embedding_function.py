@@ -1,9 +1,8 @@
-"""Chroma adapter: :class:`ChromaEmbeddingFunction`, a drop-in for Chroma's sentence-transformer function.
+"""``ChromaEmbeddingFunction``: a drop-in for Chroma's sentence-transformer embedding function.
 
-Importing this module registers the function with Chroma under the name ``"st_plugins"``, so a
-collection created with it can be reopened in any process (after ``import st_plugins.chroma``)
-without passing a function: Chroma rebuilds it from the stored config. Models come from the
-process-wide cache (:func:`st_plugins.core.cache.get_model`), so rebuilding costs nothing.
+Registered with Chroma under the name ``"st_plugins"`` when this module is imported (through
+``import st_plugins.chroma``). Models come from the process-wide cache
+(:func:`st_plugins.core.cache.get_model`), so Chroma rebuilding the function on every call costs nothing.
 """
 
 from __future__ import annotations
@@ -11,16 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.utils.embedding_functions import register_embedding_function
+
 from st_plugins.core.cache import get_model
 from st_plugins.core.validation import as_text_list, check_choice, check_positive_int
-from st_plugins.errors import InputTypeError, InputValueError, require
+from st_plugins.errors import InputTypeError, InputValueError
 
-require("chromadb", "chroma")
-
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space  # noqa: E402
-from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
-
-__all__ = ["ChromaEmbeddingFunction"]
+__all__ = ["VECTOR_SETTINGS", "ChromaEmbeddingFunction"]
 
 #: Settings whose change alters the stored vectors or their dimension.
 VECTOR_SETTINGS = ("model_name", "revision", "normalize_embeddings", "prompts", "truncate_dim", "dtype")
