@@ -127,12 +127,12 @@ class SentenceTransformer(Encoder):
     @property
     def auto_model(self) -> Any:
         """The transformers model (loads the torch engine)."""
-        return self._torch_module().auto_model
+        return self._handed_out().auto_model
 
     @property
     def heads(self) -> Any:
         """The Dense / Normalize modules after pooling (loads the torch engine)."""
-        return self._torch_module().heads
+        return self._handed_out().heads
 
     # ----------------------------------------------------------------- properties
     @property
@@ -185,7 +185,7 @@ class SentenceTransformer(Encoder):
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         """Token embeddings -> pooling -> Dense/Normalize heads in torch (differentiable; training)."""
-        return self._torch_module()(features)
+        return self._handed_out()(features)
 
     # ----------------------------------------------------------------- encode
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:

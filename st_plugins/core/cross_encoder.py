@@ -175,7 +175,7 @@ class CrossEncoder(Encoder):
     @property
     def model(self) -> Any:
         """The transformers sequence-classification model (loads the torch engine)."""
-        return self._torch_module().model
+        return self._handed_out().model
 
     @property
     def config(self) -> Any:
@@ -256,7 +256,7 @@ class CrossEncoder(Encoder):
         return {k: torch.from_numpy(v) for k, v in batch.items()}
 
     def forward(self, features: dict[str, Any]) -> Any:
-        module = self._torch_module()
+        module = self._handed_out()
         return module({k: v.to(self.device) for k, v in features.items() if k in module.keys})
 
     def logits(self, features: dict[str, Any]) -> Any:

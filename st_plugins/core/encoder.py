@@ -4,8 +4,11 @@ An encoder runs on the torch-free runtime (a cached graph) whenever it can: on t
 ``auto`` / ``onnx`` / ``int8``, and with weights that are still the folder's. The torch engine loads
 only when something needs it: training and ``model(features)``, parameters / ``state_dict`` /
 ``.to(...)``, a non-CPU device, ``backend="torch"`` or ``"bf16"``, a folder the runtime cannot serve.
-Weights changed in memory (training, ``load_state_dict``) are seen through a fingerprint of every
-parameter (identity and in-place version), so a stale graph is never served.
+Once the torch engine's weights have been handed out (``parameters()``, ``state_dict()``,
+``load_state_dict``, ``train()``, ``model(features)``, ``auto_model``, a loss built on the model, ...),
+they may change in ways no cheap check sees (a fused optimizer step bumps no version counter), so
+from then on ``auto`` runs torch and an explicit ``onnx``/``int8`` serves a private graph keyed by a
+hash of the weights' bytes: a stale graph is never served.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class Encoder:
         self._backend = check_backend(backend, self._allowed)
         self._device = str(device or default_device())
         self._torch: Any = None
-        self._torch_fp: tuple | None = None
+        self._exposed = False  # the torch engine's weights were handed out: they may differ from the folder's
         self._graphs: dict[Any, Graph] = {}
         self._engines: dict[Any, Any] = {}
         self._copies: dict[str, tuple[tuple, Any]] = {}
@@ -94,22 +97,23 @@ class Encoder:
             return "onnx" if onnx_available() else None
         return self._backend if self._backend in GRAPH_BACKENDS[self._kind] else None
 
-    def _weights_are_folders(self) -> bool:
-        if self._torch is None:
-            return True
-        from st_plugins.core.torch_models import fingerprint
+    def _weights_key(self) -> str:
+        """``"folder"`` while the weights cannot have changed, else a hash of their bytes."""
+        if not self._exposed:
+            return "folder"
+        from st_plugins.core.torch_models import weights_digest
 
-        return fingerprint(self._torch) == self._torch_fp
+        return weights_digest(self._torch_module())
 
     def _graph(self, device: str | None = None) -> Graph | None:
         """The graph for the next forward on ``device`` (default: the model's), or ``None`` for torch."""
         backend = self._graph_backend()
         if backend is None or _device_type(device or self._device) != "cpu":
             return None
-        same = self._served and self._weights_are_folders()
+        same = self._served and not self._exposed
         if not same and self._backend == "auto":
             return None
-        key = backend if same else (backend, self._current_fingerprint())
+        key = backend if same else (backend, self._weights_key())
         with self._lock:
             if key not in self._graphs:
                 try:
@@ -145,25 +149,20 @@ class Encoder:
         target = Path(self._tmp.name) / f"{variant(self._kind, backend)}-{len(self._graphs)}"
         return Graph(publish_graph(self._torch_module(), self._torch_tokenizer(), self._kind, backend, target))
 
-    def _current_fingerprint(self) -> tuple:
-        from st_plugins.core.torch_models import fingerprint
-
-        return fingerprint(self._torch_module())
-
     def _engine(self, device: str | None = None) -> tuple[Any, Any]:
         """``(engine, tokenizer)`` for the next call on ``device``."""
         device = str(device or self._device)
         graph = self._graph(device)
         if graph is not None:
             return self._graph_engine(graph), self._tokenizer_for(graph)
-        from st_plugins.core.torch_models import TorchEngine, fingerprint, on_device
+        from st_plugins.core.torch_models import TorchEngine, on_device
 
         module = self._torch_module()
-        if _device_type(device) != _device_type(self._device) or device != self._device:
-            fp = fingerprint(module)
+        if device != self._device:
+            key = self._weights_key()
             cached = self._copies.get(device)
-            if cached is None or cached[0] != fp:  # the shared model stays where it is
-                self._copies[device] = cached = (fp, on_device(module, device))
+            if cached is None or cached[0] != key:  # the shared model stays where it is
+                self._copies[device] = cached = (key, on_device(module, device))
             module = cached[1]
         return TorchEngine(module, device, bf16=self._backend == "bf16"), self._torch_tokenizer()
 
@@ -210,15 +209,19 @@ class Encoder:
 
     # ----------------------------------------------------------------- the torch engine
     def _torch_module(self) -> Any:
+        """The torch engine, loaded on first need (internal use: its weights stay the folder's)."""
         with self._lock:
             if self._torch is None:
-                from st_plugins.core.torch_models import fingerprint
-
                 module = self._load_torch()
                 if _device_type(self._device) != "cpu":
                     module.to(self._device)
-                self._torch, self._torch_fp = module, fingerprint(module)
+                self._torch = module
             return self._torch
+
+    def _handed_out(self) -> Any:
+        """The torch engine for a caller who may change its weights (see the module docstring)."""
+        self._exposed = True
+        return self._torch_module()
 
     @property
     def graph(self) -> Graph | None:
@@ -249,7 +252,7 @@ class Encoder:
         return bool(self._torch is not None and self._torch.training)
 
     def train(self, mode: bool = True) -> Encoder:
-        self._torch_module().train(mode)
+        self._handed_out().train(mode)
         return self
 
     def eval(self) -> Encoder:
@@ -259,7 +262,7 @@ class Encoder:
 
     def to(self, *args: Any, **kwargs: Any) -> Encoder:
         """Move (or cast) the torch engine, as ``nn.Module.to``; the model's device follows."""
-        module = self._torch_module().to(*args, **kwargs)
+        module = self._handed_out().to(*args, **kwargs)
         self._device = str(next(module.parameters()).device)
         return self
 
@@ -270,21 +273,21 @@ class Encoder:
         return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._torch_module().state_dict(*args, **kwargs)
+        return self._handed_out().state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        return self._torch_module().load_state_dict(state_dict, strict=strict, assign=assign)
+        return self._handed_out().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def __call__(self, features: dict[str, Any]) -> Any:
         return self.forward(features)
 
     def forward(self, features: dict[str, Any]) -> Any:
         """The differentiable torch forward (training); see the subclasses."""
-        return self._torch_module()(features)
+        return self._handed_out()(features)
 
     def __getattr__(self, name: str) -> Any:
         if name in _DELEGATED:
-            return getattr(self._torch_module(), name)
+            return getattr(self._handed_out(), name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __getstate__(self) -> dict[str, Any]:  # sessions, locks and temp folders are not copied or pickled

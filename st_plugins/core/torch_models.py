@@ -19,15 +19,21 @@ from st_plugins.core.heads import Dense, Normalize
 from st_plugins.core.runtime.engines import apply_steps, token_rows
 from st_plugins.core.spec import DenseSpec, ModelSpec, PoolingSpec
 
-__all__ = ["TorchBiEncoder", "TorchCrossEncoder", "TorchEngine", "fingerprint", "input_keys", "FEATURE_KEYS",
+__all__ = ["TorchBiEncoder", "TorchCrossEncoder", "TorchEngine", "weights_digest", "input_keys", "FEATURE_KEYS",
            "on_device"]
 
 FEATURE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def fingerprint(module: nn.Module) -> tuple:
-    """Identity + in-place version of every parameter: changes whenever any weight changes."""
-    return tuple((p.data_ptr(), p._version, p.dtype, p.device.type) for p in module.parameters())
+def weights_digest(module: nn.Module) -> str:
+    """A hash of every parameter's name, dtype and bytes (what a graph of these weights is keyed by)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for name, p in module.named_parameters():
+        digest.update(f"{name}:{p.dtype}:{tuple(p.shape)}".encode())
+        digest.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def input_keys(model: Any) -> tuple[str, ...]:

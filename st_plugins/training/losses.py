@@ -49,7 +49,7 @@ def _hold(loss: nn.Module, model: Any) -> None:
     """Keep ``model`` on ``loss`` and register its torch engine, so ``loss.parameters()`` holds its weights
     (as in sentence-transformers, where the model is itself a module)."""
     loss.model = model
-    loss.engine = model._torch_module() if hasattr(model, "_torch_module") else model
+    loss.engine = model._handed_out() if hasattr(model, "_handed_out") else model
 
 
 class _BiEncoderLoss(nn.Module):
