@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from st_plugins.core.encoder import Encoder
+from st_plugins.core.encoder import Encoder, token_limit
 from st_plugins.core.quantization import PRECISIONS, quantization_ranges, quantize_embeddings
 from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtBiEngine
@@ -135,14 +135,7 @@ class SentenceTransformer(Encoder):
         return self._handed_out().heads
 
     # ----------------------------------------------------------------- properties
-    @property
-    def max_seq_length(self) -> int:
-        """Inputs longer than this many tokens are truncated."""
-        return self._max_tokens()
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
-        self._token_limit = check_positive_int(value, "max_seq_length")
+    max_seq_length = token_limit("max_seq_length", "Inputs longer than this many tokens are truncated.")
 
     @property
     def similarity_fn_name(self) -> str:

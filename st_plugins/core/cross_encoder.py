@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from st_plugins.core.bi_encoder import _runtime_can_serve
-from st_plugins.core.encoder import Encoder
+from st_plugins.core.encoder import Encoder, token_limit
 from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtCrossEngine
 from st_plugins.core.runtime.heads import ACTIVATIONS
@@ -183,14 +183,7 @@ class CrossEncoder(Encoder):
         return self.model.config
 
     # ----------------------------------------------------------------- properties
-    @property
-    def max_length(self) -> int:
-        """Pairs longer than this many tokens are truncated (``longest_first``)."""
-        return self._max_tokens()
-
-    @max_length.setter
-    def max_length(self, value: int) -> None:
-        self._token_limit = check_positive_int(value, "max_length")
+    max_length = token_limit("max_length", "Pairs longer than this many tokens are truncated (``longest_first``).")
 
     max_seq_length = max_length
 

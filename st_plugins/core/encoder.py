@@ -26,7 +26,7 @@ from st_plugins.core.runtime.graphs import GRAPH_BACKENDS, Graph, load_graph
 from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
 from st_plugins.errors import BackendError, InputValueError
 
-__all__ = ["Encoder", "default_device", "onnx_available"]
+__all__ = ["Encoder", "default_device", "onnx_available", "token_limit"]
 
 _DELEGATED = {"parameters", "named_parameters", "buffers", "named_buffers", "modules", "named_modules", "children",
               "named_children", "zero_grad", "requires_grad_", "register_forward_hook", "register_forward_pre_hook",
@@ -54,6 +54,20 @@ def onnx_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+def token_limit(name: str, doc: str) -> property:
+    """The encoder's token limit as a settable property named ``name`` (the max-length rule gives its default)."""
+
+    def get(self: Encoder) -> int:
+        return self._max_tokens()
+
+    def set_(self: Encoder, value: int) -> None:
+        from st_plugins.core.validation import check_positive_int
+
+        self._token_limit = check_positive_int(value, name)
+
+    return property(get, set_, doc=doc)
 
 
 def _device_type(device: Any) -> str:

@@ -163,3 +163,10 @@ def test_runtime_int8_build_leaves_logging_alone(tmp_home, tiny_folder):
     other.warning("still heard")
     other.removeHandler(handler)
     assert [r.getMessage() for r in seen] == ["still heard"]
+
+
+def test_runtime_one_session_per_graph_across_encoders(tmp_home, tiny_folder):
+    plain = SentenceTransformer(str(tiny_folder), device="cpu")
+    truncated = SentenceTransformer(str(tiny_folder), device="cpu", truncate_dim=8, prompts={"q": "query: "})
+    assert plain.graph is truncated.graph and plain.graph.runner is truncated.graph.runner
+    assert truncated.encode(SENTENCES).shape == (len(SENTENCES), 8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from st_plugins.core.runtime.session import OrtRunner
 from st_plugins.core.runtime.tokenizer import TextTokenizer, TokenizerFacts
 from st_plugins.errors import BackendError
 
-__all__ = ["Graph", "variant", "find_graph", "build_in_child", "load_graph", "GRAPH_BACKENDS"]
+__all__ = ["Graph", "variant", "find_graph", "build_in_child", "load_graph", "open_graph", "GRAPH_BACKENDS"]
 
 GRAPH_BACKENDS = {"bi": ("onnx", "int8"), "cross": ("onnx",)}
+_OPEN: dict[Path, Graph] = {}
+_OPEN_LOCK = threading.Lock()
 
 
 def variant(kind: str, backend: str) -> str:
@@ -58,6 +61,16 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({str(self.folder)!r})"
+
+
+def open_graph(folder: Path) -> Graph:
+    """The process-wide :class:`Graph` of a cached artifact: one session per graph, however many encoders
+    (a Chroma function and a LangChain adapter with other settings, say) use the model."""
+    folder = Path(folder)
+    with _OPEN_LOCK:
+        if folder not in _OPEN:
+            _OPEN[folder] = Graph(folder)
+        return _OPEN[folder]
 
 
 def find_graph(root: Path, kind: str, backend: str) -> Path | None:
@@ -101,4 +114,4 @@ def load_graph(root: Path, kind: str, backend: str, allow_pickle: bool = False, 
                 f"--backend {backend}"
             )
         folder = build_in_child(root, kind, backend, allow_pickle)
-    return Graph(folder)
+    return open_graph(folder)
