@@ -32,26 +32,34 @@ def _run(code: str, *args: str, timeout: int = 300) -> dict:
 
 
 @pytest.fixture(scope="module")
-def bi_graph(model):
+def lean_model():
+    """A private instance of the packaged model (the shared one may run torch after other tests trained it)."""
+    from st_plugins import SentenceTransformer
+
+    return SentenceTransformer("all-MiniLM-L6-v2", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bi_graph(lean_model):
     """The packaged model's graph, built (in a child process) or found in this run's cache."""
-    assert model.graph is not None
-    return model.graph
+    assert lean_model.graph is not None
+    return lean_model.graph
 
 
 @pytest.fixture(scope="module")
 def reranker():
-    from st_plugins.core.cache import get_model
+    from st_plugins import CrossEncoder
     from st_plugins.errors import ModelNotFoundError
 
     try:
-        cross = get_model("cross", "st-plugins/stsb-reranker", device="cpu")
+        cross = CrossEncoder("st-plugins/stsb-reranker", device="cpu")
     except ModelNotFoundError:
         pytest.skip("the STS reranker is not trained here; run `st-plugins train-reranker --quick` first")
     assert cross.graph is not None
     return cross
 
 
-def test_entry_seed_example_runs_without_torch(bi_graph, model):
+def test_entry_seed_example_runs_without_torch(bi_graph, lean_model):
     out = _run(f"""
 import json, sys
 from st_plugins import SentenceTransformer
@@ -60,7 +68,7 @@ e = m.encode({SENTENCES!r})
 print(json.dumps({{"heavy": {HEAVY}, "vectors": e.tolist()}}))
 """)
     assert out["heavy"] == []
-    assert np.abs(np.array(out["vectors"]) - model.encode(SENTENCES)).max() <= 1e-6
+    assert np.abs(np.array(out["vectors"]) - lean_model.encode(SENTENCES)).max() <= 1e-6
 
 
 def test_entry_chroma_build_reopen_query_without_torch(bi_graph, tmp_path):
@@ -85,7 +93,7 @@ print(json.dumps({{"heavy": {HEAVY}, "top": hits["documents"][0]}}))
     assert query["heavy"] == [] and query["top"][0] in PASTA_CORPUS[:2]
 
 
-def test_entry_langchain_and_sklearn_without_torch(bi_graph, reranker, model):
+def test_entry_langchain_and_sklearn_without_torch(bi_graph, reranker, lean_model):
     pytest.importorskip("langchain_core")
     pytest.importorskip("sklearn")
     out = _run(f"""
@@ -105,9 +113,9 @@ print(json.dumps({{"heavy": {HEAVY}, "vectors": vectors, "features": features.to
                   "ranked": [d.page_content for d in ranked], "scores": scores.tolist()}}))
 """)
     assert out["heavy"] == []
-    want = model.encode_document(PASTA_CORPUS)
+    want = lean_model.encode_document(PASTA_CORPUS)
     assert np.abs(np.array(out["vectors"]) - want).max() <= 1e-6
-    assert np.abs(np.array(out["features"]) - model.encode(PASTA_CORPUS)).max() <= 1e-6
+    assert np.abs(np.array(out["features"]) - lean_model.encode(PASTA_CORPUS)).max() <= 1e-6
     expected = reranker.predict([(PASTA_QUERY, d) for d in PASTA_CORPUS])
     assert np.abs(np.array(out["scores"]) - expected).max() <= 1e-6
     assert out["ranked"] == [PASTA_CORPUS[i] for i in np.argsort(-expected, kind="stable")[:2]]

@@ -34,14 +34,15 @@ def save_bi_encoder(model: Any, path: Path) -> None:
     from st_plugins.core.heads import Dense
     from st_plugins.core.spec import PoolingSpec
 
+    engine = model._torch_module()  # read only: saving does not hand the weights out
     path.mkdir(parents=True, exist_ok=True)
-    model.auto_model.save_pretrained(str(path), safe_serialization=True)
+    engine.auto_model.save_pretrained(str(path), safe_serialization=True)
     model.tokenizer.save_pretrained(str(path))
     write_json(path / "sentence_bert_config.json",
                {"max_seq_length": model.max_seq_length, "do_lower_case": model.spec.do_lower_case})
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
-    heads = iter(model.heads)
-    hidden = model.auto_model.config.hidden_size
+    heads = iter(engine.heads)
+    hidden = engine.auto_model.config.hidden_size
     for i, step in enumerate(model.spec.steps, start=1):
         if isinstance(step, PoolingSpec):
             kind, folder = "Pooling", path / f"{i}_Pooling"
@@ -77,7 +78,7 @@ def save_cross_encoder(model: Any, path: Path) -> None:
 
     path.mkdir(parents=True, exist_ok=True)
     name = model._activation_path if model._activation is None else _activation_path(model._activation)
-    model.model.save_pretrained(str(path), safe_serialization=True)
+    model._torch_module().model.save_pretrained(str(path), safe_serialization=True)  # read only
     _patch_json(path / "config.json", sentence_transformers={"activation_fn": name, "version": __version__})
     model.tokenizer.save_pretrained(str(path))
     _patch_json(path / "tokenizer_config.json", model_max_length=model.max_length)

@@ -95,7 +95,7 @@ def test_bi_encoder_stored_calibration_ranges_apply_to_batches(tiny_bert_dir):
 def test_bi_encoder_encode_runs_in_eval_mode_and_restores_training_flag(tiny_bert_dir):
     from st_plugins import SentenceTransformer
 
-    model = SentenceTransformer(str(tiny_bert_dir), device="cpu")
+    model = SentenceTransformer(str(tiny_bert_dir), device="cpu", backend="torch")  # the same engine before and after
     assert not model.training
     reference = model.encode(["dropout must be off", "while encoding"])
     model.train()

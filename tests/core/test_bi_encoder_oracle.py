@@ -112,6 +112,7 @@ def test_bi_encoder_saved_folder_loads_in_oracle(make_st_folder, tmp_path):
     ours = SentenceTransformer(str(make_st_folder(pooling=("cls", "mean"), dense=((20, torch.nn.Tanh()),), normalize=True,
                                                   prompts={"query": "q: "})), device="cpu")
     ours.save(tmp_path / "saved")
+    assert ours.graph is not None  # saving reads the weights; it does not hand them out
     theirs = st.SentenceTransformer(str(tmp_path / "saved"), device="cpu")
     reloaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
     assert np.abs(ours.encode(SENTENCES) - theirs.encode(SENTENCES)).max() <= TOL

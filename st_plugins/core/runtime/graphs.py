@@ -91,7 +91,10 @@ def build_in_child(root: Path, kind: str, backend: str, allow_pickle: bool = Fal
         print(f"st_plugins: building the {backend} graph of {root} once for this machine "
               f"(cached under {store.backends_dir()}) ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    env = os.environ.copy()  # the child imports this very st_plugins, however this process found it
+    package_parent = str(Path(__file__).resolve().parents[3])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
         raise BackendError(f"Building the {backend!r} graph of {root} failed: {last}")
