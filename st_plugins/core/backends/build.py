@@ -49,7 +49,7 @@ def write_artifact(engine: Any, tokenizer: TextTokenizer, kind: str, backend: st
                             **describe(model, probes, output)}
     if backend == "onnx":
         meta["max_error"] = export_plain(model, probes, folder / "model.onnx", output)
-        return meta
+        return _optimized(folder / "model.onnx", meta)
     from st_plugins.core.backends.quantize import quantize_int8
 
     plain = folder / "plain.onnx"
@@ -57,7 +57,14 @@ def write_artifact(engine: Any, tokenizer: TextTokenizer, kind: str, backend: st
     reference = [torch_reference(model, feeds, output) for feeds in probes]
     meta.update(quantize_int8(plain, folder / "model.onnx", probes, reference))
     plain.unlink()
-    return meta
+    return _optimized(folder / "model.onnx", meta)
+
+
+def _optimized(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    from st_plugins.core.runtime.session import optimize_offline
+
+    optimize_offline(path)
+    return {**meta, "optimized": "extended"}
 
 
 def publish_graph(engine: Any, tokenizer: TextTokenizer, kind: str, backend: str, target: Path) -> Path:

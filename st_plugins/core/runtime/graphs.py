@@ -48,7 +48,7 @@ class Graph:
     def __init__(self, folder: Path, num_threads: int | None = None) -> None:
         self.folder = Path(folder)
         self.meta = store.read_meta(self.folder)
-        self.runner = OrtRunner(self.folder / "model.onnx", num_threads)
+        self.runner = OrtRunner(self.folder / "model.onnx", num_threads, optimized=bool(self.meta.get("optimized")))
 
     @property
     def facts(self) -> TokenizerFacts:

@@ -20,7 +20,7 @@ import numpy as np
 
 from st_plugins.errors import require
 
-__all__ = ["make_session", "user_threads", "OrtRunner"]
+__all__ = ["make_session", "optimize_offline", "user_threads", "OrtRunner"]
 
 
 def user_threads() -> int:
@@ -34,15 +34,35 @@ def user_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def make_session(path: str | os.PathLike, threads: int | None = None):
-    """An ``onnxruntime.InferenceSession`` on CPU with ``threads`` intra-op threads (one inter-op)."""
+def make_session(path: str | os.PathLike, threads: int | None = None, optimized: bool = False,
+                 save_optimized: str | os.PathLike | None = None):
+    """An ``onnxruntime.InferenceSession`` on CPU with ``threads`` intra-op threads (one inter-op).
+
+    Args:
+        optimized: The file was optimized when it was built (:func:`optimize_offline`): load it as it is,
+            which starts the session about twice as fast.
+        save_optimized: Write the graph as ONNX Runtime optimized it (extended level) to this path.
+    """
     ort = require("onnxruntime", "onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or user_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    if optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    elif save_optimized is not None:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(save_optimized)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def optimize_offline(path: Path) -> None:
+    """Replace the graph at ``path`` by ONNX Runtime's optimized form (fusions that are not hardware-specific),
+    once at build time, so later sessions skip that work."""
+    target = path.with_name(f".optimized-{path.name}")
+    make_session(path, threads=1, save_optimized=target)
+    os.replace(target, path)
 
 
 def split_batch(idx: Any, feats: dict[str, Any], parts: int) -> list[tuple[Any, dict[str, Any]]]:
@@ -84,8 +104,10 @@ class OrtRunner:
         (2, 7, 384)
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, parallel: str = "batches") -> None:
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, parallel: str = "batches",
+                 optimized: bool = False) -> None:
         self.path = Path(path)
+        self.optimized = optimized
         self.num_threads = num_threads
         self.parallel = parallel
         self._session = None
@@ -104,7 +126,7 @@ class OrtRunner:
         if self._session is None or key != self._key:
             with self._lock:
                 if self._session is None or key != self._key:
-                    self._session = make_session(self.path, key[1])
+                    self._session = make_session(self.path, key[1], self.optimized)
                     self._key = key
                     self.input_names = tuple(i.name for i in self._session.get_inputs())
                     if self._pool is not None:

@@ -24,7 +24,7 @@ from pathlib import Path
 __all__ = ["FORMAT", "home_dir", "backends_dir", "content_hash", "library_key", "artifact_dir", "publish", "is_complete",
            "read_meta"]
 
-FORMAT = 3  # bump when the artifact recipe or layout changes (3: tokenizer.json + tokenizer facts in meta)
+FORMAT = 4  # bump when the artifact recipe or layout changes (3: tokenizer.json + facts; 4: optimized offline)
 _SKIP_DIRS = {".git", "onnx", "openvino", "__pycache__"}
 _SKIP_FILES = {"README.md", ".gitattributes"}
 
