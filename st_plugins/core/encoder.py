@@ -86,21 +86,26 @@ class Encoder:
 
         check_weights(self._transformer_path(), allow_pickle)  # refuse unsafe files before any engine is chosen
         self._root, self._allow_pickle, self._served = Path(root), allow_pickle, served
-        self._backend = check_backend(backend, self._allowed)
         self._device = str(device or default_device())
+        self._backend = self._checked_backend(backend)
         self._torch: Any = None
         self._exposed = False  # the torch engine's weights were handed out: they may differ from the folder's
         self._graphs: dict[Any, Graph] = {}
         self._engines: dict[Any, Any] = {}
-        self._copies: dict[str, tuple[tuple, Any]] = {}
+        self._copies: dict[str, tuple[str, Any]] = {}
         self._lock = threading.RLock()
-        if self._backend in GRAPH_BACKENDS[self._kind] and _device_type(self._device) != "cpu":
-            raise InputValueError(
-                f"`backend={self._backend!r}` runs on the CPU only; the model is on {self._device}. "
-                "Use backend='torch' or 'bf16' on accelerators, or device='cpu'."
-            )
         if self._graph() is None:
             self._torch_module()
+
+    def _checked_backend(self, backend: str) -> str:
+        """The canonical backend name; graph backends need the CPU."""
+        backend = check_backend(backend, self._allowed)
+        if backend in GRAPH_BACKENDS[self._kind] and _device_type(self._device) != "cpu":
+            raise InputValueError(
+                f"`backend={backend!r}` runs on the CPU only; the model is on {self._device}. "
+                "Use backend='torch' or 'bf16' on accelerators, or device='cpu'."
+            )
+        return backend
 
     def _transformer_path(self) -> Path:
         return self.spec.transformer_path
@@ -145,11 +150,12 @@ class Encoder:
         if self._torch is not None:  # torch is here anyway: build in this process
             from st_plugins.core.backends.build import publish_graph
             from st_plugins.core.runtime import store
-            from st_plugins.core.runtime.graphs import find_graph, variant
+            from st_plugins.core.runtime.graphs import open_graph, variant
 
-            if find_graph(self._root, self._kind, backend) is None:
-                target = store.artifact_dir(store.content_hash(self._root), variant(self._kind, backend))
+            target = store.artifact_dir(store.content_hash(self._root), variant(self._kind, backend))
+            if not store.is_complete(target):
                 publish_graph(self._torch, self._torch_tokenizer(), self._kind, backend, target)
+            return open_graph(target)
         return load_graph(self._root, self._kind, backend, self._allow_pickle)
 
     def _graph_of_memory(self, backend: str) -> Graph:
@@ -249,10 +255,7 @@ class Encoder:
 
     @backend.setter
     def backend(self, value: str) -> None:
-        value = check_backend(value, self._allowed)
-        if value in GRAPH_BACKENDS[self._kind] and _device_type(self._device) != "cpu":
-            raise InputValueError(f"`backend={value!r}` runs on the CPU only; the model is on {self._device}.")
-        self._backend = value
+        self._backend = self._checked_backend(value)
 
     @property
     def device(self) -> Any:

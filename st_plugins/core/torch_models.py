@@ -46,8 +46,8 @@ def input_keys(model: Any) -> tuple[str, ...]:
 
 def on_device(module: nn.Module, device: str) -> nn.Module:
     """``module`` itself when it is on ``device``, else a moved copy (the shared original stays put)."""
-    current = next(module.parameters()).device
-    if torch.device(device) == current or (torch.device(device).type == current.type and torch.device(device).index is None):
+    current, wanted = next(module.parameters()).device, torch.device(device)
+    if wanted.type == current.type and wanted.index in (None, current.index):  # "cuda" is the current cuda device
         return module
     return copy.deepcopy(module).to(device)
 

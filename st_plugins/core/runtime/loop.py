@@ -32,8 +32,8 @@ def in_input_order(stream: Iterable[tuple[Any, ...]], n: int, show_progress: boo
     """Collect ``(indices, features, *outputs)`` batches into one array per output, rows in input order.
 
     ``keep[i]`` False skips output ``i`` (returned as ``None``); an output given as ``None`` by the
-    engine is skipped too. Row slices of the features are collected as ``features`` lists when the
-    last ``keep`` flag asks for them (token embeddings need their masks).
+    engine is skipped too. Outputs of one fixed-size row (1-D/2-D arrays) fill one array; others
+    (per-row token embeddings of varying length) fill a list.
 
     Example:
         >>> batches = [(np.array([2, 0]), {}, np.array([[2.0], [0.0]])), (np.array([1]), {}, np.array([[1.0]]))]
