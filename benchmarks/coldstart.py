@@ -77,11 +77,13 @@ def cli_runs(runs: int = 5) -> dict[str, Any]:
         cases = {"`import chromadb` (floor)": lambda: run_child("import chromadb\nrc = 0\n"),
                  "`st-plugins index docs/ --db NEW_DIR --quiet`": index_new,
                  f'`st-plugins search "{QUERY}" --db DIR -k 3`': lambda: run_child(cli_code(search))}
-        if reranker_folder() is not None:
+        from st_plugins.training.named import locate_qa_reranker
+
+        if locate_qa_reranker() is not None:  # --rerank uses the question-answer reranker
             cases["same, `--rerank`"] = lambda: run_child(cli_code(search + ["--rerank"]))
         else:
-            notes.append("`search --rerank` skipped: the trained reranker `st-plugins/stsb-reranker` is not in "
-                         "$ST_PLUGINS_HOME (make it with `st-plugins train-reranker`).")
+            notes.append("`search --rerank` skipped: the trained reranker `st-plugins/qa-reranker` is not in "
+                         "$ST_PLUGINS_HOME (make it with `st-plugins train-reranker --task qa`).")
         return {"cases": _measured(cases, runs), "notes": notes}
 
 

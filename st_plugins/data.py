@@ -1,8 +1,8 @@
-"""Readers for the public evaluation data (STS benchmark, Banking77), which never ships with st_plugins.
+"""Readers for the public evaluation data (STS benchmark, Banking77, WikiQA), which never ships with st_plugins.
 
 The library reads the folder it is given: an argument (``--data DIR`` on the command line), else
 ``$ST_PLUGINS_DATA``. That folder holds ``stsbenchmark/sts-{train,dev,test}.csv`` and
-``banking77/{train,test}.csv``.
+``banking77/{train,test}.csv`` and ``wikiqa/WikiQA-{train,dev,test}.tsv``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import IO
 
 from st_plugins.errors import DataNotFoundError
 
-__all__ = ["data_dir", "StsPair", "read_sts", "read_banking77"]
+__all__ = ["data_dir", "StsPair", "read_sts", "read_banking77", "QaQuestion", "read_wikiqa"]
 
 _HOW = "pass the data folder (--data DIR on the command line) or set ST_PLUGINS_DATA to it"
 
@@ -36,7 +36,7 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     raise DataNotFoundError(f"No evaluation data folder was given and ST_PLUGINS_DATA is not set; {_HOW} "
-                            "(the folder holding stsbenchmark/ and banking77/).")
+                            "(the folder holding stsbenchmark/, banking77/ and wikiqa/).")
 
 
 def _open(path: str | os.PathLike, what: str, **kwargs) -> IO[str]:
@@ -81,3 +81,38 @@ def read_banking77(path: str | os.PathLike) -> tuple[list[str], list[str]]:
             texts.append(row["text"])
             labels.append(row["category"])
     return texts, labels
+
+
+@dataclass(frozen=True)
+class QaQuestion:
+    """One WikiQA question with the summary sentences of its Wikipedia page; ``labels[i]`` is 1 for an answer."""
+
+    qid: str
+    question: str
+    title: str
+    sentences: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    @property
+    def answered(self) -> bool:
+        """Whether at least one candidate answers the question (the standard evaluation keeps only these)."""
+        return any(self.labels)
+
+
+def read_wikiqa(path: str | os.PathLike) -> list[QaQuestion]:
+    """Read a WikiQA TSV (header ``QuestionID Question DocumentID DocumentTitle SentenceID Sentence Label``).
+
+    Rows are grouped by question in file order; the file is tab-separated with no quoting.
+
+    Raises:
+        DataNotFoundError: The file does not exist.
+    """
+    groups: dict[str, list[list[str]]] = {}
+    with _open(path, "WikiQA", newline="") as fh:
+        rows = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(rows, None)
+        for row in rows:
+            if len(row) >= 7:
+                groups.setdefault(row[0], []).append(row)
+    return [QaQuestion(qid, rows[0][1], rows[0][3], tuple(r[5] for r in rows), tuple(int(r[6]) for r in rows))
+            for qid, rows in groups.items()]

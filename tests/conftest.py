@@ -79,6 +79,14 @@ def sts_test():
 
 
 @pytest.fixture(scope="session")
+def wikiqa_test():
+    """The WikiQA test questions (633; 243 with an answer), grouped with their candidate sentences."""
+    from st_plugins.data import read_wikiqa
+
+    return read_wikiqa(_data("wikiqa", "WikiQA-test.tsv"))
+
+
+@pytest.fixture(scope="session")
 def sts_dev():
     return read_sts(_data("stsbenchmark", "sts-dev.csv"))
 

@@ -9,12 +9,14 @@ from typing import Any
 from st_plugins.commands.index import DEFAULT_COLLECTION
 from st_plugins.core.validation import check_positive_int
 from st_plugins.errors import ModelNotFoundError
-from st_plugins.training.named import STSB_RERANKER
+from st_plugins.training.named import NAMED_MODELS, QA_RERANKER
 
 NAME = "search"
-HELP = "Search a Chroma database made by `st-plugins index`; --rerank re-scores with the STS cross-encoder."
-RERANKER = STSB_RERANKER
-MAKE_RERANKER = "st-plugins train-reranker --data STS_BENCHMARK_DIR"
+HELP = ("Search a Chroma database made by `st-plugins index`; --rerank re-scores the candidates with the "
+        "question-answer cross-encoder.")
+#: A question should find the passage that answers it: the QA reranker, not the STS (similarity) one.
+RERANKER = QA_RERANKER
+MAKE_RERANKER = NAMED_MODELS[QA_RERANKER].make + " --data WIKIQA_DIR"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +68,7 @@ def _similarity(distance: float, space: str) -> float:
 
 
 def load_reranker(device: str | None = None) -> Any:
-    """The trained STS cross-encoder, or :class:`ModelNotFoundError` saying how to make it.
+    """The trained question-answer cross-encoder, or :class:`ModelNotFoundError` saying how to make it.
 
     A missing dependency stays a :class:`~st_plugins.errors.MissingDependencyError` naming the extra.
     """
@@ -76,7 +78,7 @@ def load_reranker(device: str | None = None) -> Any:
         return get_model("cross", RERANKER, device=device, local_files_only=True)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(
-            f"--rerank needs the STS reranker {RERANKER!r}, which is not on this machine. "
+            f"--rerank needs the question-answer reranker {RERANKER!r}, which is not on this machine. "
             f"Make it once with: {MAKE_RERANKER}  (it is saved in the user cache dir, or under $ST_PLUGINS_HOME), "
             "then search again; or drop --rerank."
         ) from exc

@@ -90,7 +90,7 @@ class SentenceTransformer(Encoder):
     ) -> None:
         root = resolve_model_path(
             model_name_or_path if model_name_or_path is not None else DEFAULT_MODEL,
-            cache_folder=cache_folder, revision=revision, local_files_only=local_files_only, token=token,
+            cache_folder=cache_folder, revision=revision, local_files_only=local_files_only, token=token, kind="bi",
         )
         self.model_name_or_path = str(model_name_or_path or DEFAULT_MODEL)
         self.spec: ModelSpec = read_spec(root)

@@ -30,18 +30,9 @@ __all__ = ["CrossEncoder", "activation_name"]
 
 
 def _locate(name: Any, cache_folder: Any, revision: str | None, local_files_only: bool) -> Path:
-    """:func:`resolve_model_path`, then hub repo ``cross-encoder/<name>`` for a bare name (as sentence-transformers)."""
-    kwargs = {"cache_folder": cache_folder, "revision": revision, "local_files_only": local_files_only}
-    try:
-        return resolve_model_path(name, **kwargs)
-    except ModelNotFoundError as first:
-        text = os.fspath(name)
-        if "/" in text or os.sep in text or text.startswith((".", "~")):
-            raise
-        try:
-            return resolve_model_path(f"cross-encoder/{text}", **kwargs)
-        except ModelNotFoundError:
-            raise ModelNotFoundError(f"{first}\nAlso tried hub repo 'cross-encoder/{text}'.") from None
+    """:func:`resolve_model_path` for a cross-encoder: a bare name is also tried as hub repo ``cross-encoder/<name>``."""
+    return resolve_model_path(name, cache_folder=cache_folder, revision=revision, local_files_only=local_files_only,
+                              kind="cross", hub_namespaces=("sentence-transformers", "cross-encoder"))
 
 
 def activation_name(fn: Any) -> str | None:

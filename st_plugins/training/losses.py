@@ -22,7 +22,7 @@ from st_plugins.errors import InputValueError
 
 __all__ = [
     "MultipleNegativesRankingLoss", "CoSENTLoss", "CosineSimilarityLoss",
-    "BinaryCrossEntropyLoss", "CrossEntropyLoss", "MSELoss",
+    "BinaryCrossEntropyLoss", "CrossEntropyLoss", "MSELoss", "ListwiseSoftmaxLoss",
 ]
 
 
@@ -160,7 +160,11 @@ class _CrossEncoderLoss(nn.Module):
 
     def scores(self, columns: Sequence[Sequence[str]]) -> Tensor:
         _check_columns(columns, 2, self)
-        features = self.model.tokenize_pairs(list(zip(columns[0], columns[1])))
+        return self.pair_scores(list(zip(columns[0], columns[1])))
+
+    def pair_scores(self, pairs: list[tuple[str, str]]) -> Tensor:
+        """The (activated) logits of ``pairs``: one per pair for a 1-label model, else ``(n, num_labels)``."""
+        features = self.model.tokenize_pairs(pairs)
         device = self.model.device
         features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in features.items()}
         logits = self.model.logits(features)
@@ -201,3 +205,33 @@ class MSELoss(_CrossEncoderLoss):
     def forward(self, columns: Sequence[Sequence[str]], labels: Tensor) -> Tensor:
         logits = self.scores(columns)
         return nn.functional.mse_loss(logits, _check_labels(labels, logits.shape[0], self).detach().float())
+
+
+class ListwiseSoftmaxLoss(_CrossEncoderLoss):
+    """Softmax cross-entropy over each query's candidates: the relevant one should outscore the rest.
+
+    Columns: ``[queries, relevant, negative_1, ..., negative_k]`` (k >= 1); each row's k + 1
+    candidates are scored with its query and the loss is ``-log softmax(scores)[relevant]``: the
+    ranking objective of sentence-transformers' cross-encoder ``MultipleNegativesRankingLoss`` with
+    the negatives given (no in-batch ones) and no activation. Labels are not used (give 0).
+
+    Args:
+        model: The 1-label :class:`~st_plugins.CrossEncoder` being trained.
+        scale: Multiplies the logits before the softmax.
+    """
+
+    def __init__(self, model: nn.Module, scale: float = 1.0) -> None:
+        super().__init__(model)
+        self.scale = scale
+
+    def forward(self, columns: Sequence[Sequence[str]], labels: Tensor) -> Tensor:
+        if len(columns) < 3:
+            raise InputValueError(
+                f"`columns` of {type(self).__name__} must hold a query, a relevant text and at least one negative "
+                f"(3 or more text columns); got {len(columns)}."
+            )
+        rows, width = len(columns[0]), len(columns) - 1
+        _check_labels(labels, rows, self)
+        pairs = [(columns[0][i], columns[j][i]) for i in range(rows) for j in range(1, width + 1)]
+        logits = self.pair_scores(pairs).view(rows, width) * self.scale
+        return nn.functional.cross_entropy(logits.float(), torch.zeros(rows, dtype=torch.long, device=logits.device))

@@ -58,6 +58,8 @@ class TrainingArguments:
         max_steps: Stop after this many steps (``None``: run all epochs); the schedule follows it.
         group_by_length: Batch examples of similar text length together (within shuffled windows of
             50 batches; batch order shuffled again): less padding, same data, much faster on CPU.
+        bf16: Run the forward pass under bfloat16 autocast (weights, gradients and optimizer state stay
+            float32). About 1.3x faster on CPUs with AVX-512 BF16 or AMX; on other CPUs it can be slower.
         show_progress_bar: Show a tqdm bar with the running loss.
     """
 
@@ -71,6 +73,7 @@ class TrainingArguments:
     eval_steps: int | None = None
     max_steps: int | None = None
     group_by_length: bool = False
+    bf16: bool = False
     show_progress_bar: bool = True
 
     def __post_init__(self) -> None:
@@ -228,7 +231,9 @@ class Trainer:
 
     def _step(self, optimizer: torch.optim.Optimizer, scheduler: Any, columns: list[list[str]], labels: torch.Tensor,
               result: TrainResult) -> None:
-        loss_value = self.loss(columns, labels)
+        device_type = labels.device.type if labels.device.type in ("cpu", "cuda") else "cpu"
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.args.bf16):
+            loss_value = self.loss(columns, labels).float()
         optimizer.zero_grad(set_to_none=True)
         loss_value.backward()
         if self.args.max_grad_norm is not None:

@@ -38,8 +38,31 @@ def test_resolve_missing_model_lists_entry_point_names(tmp_path, monkeypatch):
     message = str(info.value)
     assert "registered name 'st-plugins/stsb-reranker': its package or folder is not available" in message
     assert "hub repo 'st-plugins/stsb-reranker' (revision main, offline, " in message
-    listed = message.rsplit("a registered name (", 1)[1].split("), or a hub id present in the cache.")[0].split(", ")
-    assert {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "st-plugins/stsb-reranker"} <= set(listed)
+    offline = message.split("Models that work offline here (pass the name):\n", 1)[1].splitlines()
+    listed = {line.split("'")[1]: line for line in offline if line.startswith("  - '")}
+    assert {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "st-plugins/stsb-reranker",
+            "st-plugins/qa-reranker"} <= set(listed)
+    assert "ready" in listed["all-MiniLM-L6-v2"]
+    assert "not made yet, make it with `st-plugins train-reranker`" in listed["st-plugins/stsb-reranker"]
+    assert "make it with `st-plugins train-reranker --task qa`" in listed["st-plugins/qa-reranker"]
+    assert offline[-1] == "Or pass an existing model folder, or a hub id present in the cache."
+
+
+def test_resolve_missing_cross_encoder_lists_only_cross_encoders(tmp_path, monkeypatch):
+    """The seed example's hub name, offline and not cached: one error naming the offline rerankers and their command."""
+    monkeypatch.setenv("ST_PLUGINS_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve.resolve_model_path("cross-encoder/stsb-distilroberta-base", cache_folder=tmp_path / "hub", kind="cross",
+                                   hub_namespaces=("sentence-transformers", "cross-encoder"))
+    message = str(info.value)
+    assert message.startswith("Could not find cross-encoder 'cross-encoder/stsb-distilroberta-base': it is not a local "
+                              "folder, and 'cross-encoder/stsb-distilroberta-base' is not in the Hugging Face hub cache")
+    assert "while downloads are off (HF_HUB_OFFLINE=1 or local_files_only=True)" in message
+    offline = message.split("Cross-encoders that work offline here (pass the name):\n", 1)[1]
+    assert "'st-plugins/qa-reranker': not made yet, make it with `st-plugins train-reranker --task qa`" in offline
+    assert "'st-plugins/stsb-reranker': not made yet, make it with `st-plugins train-reranker`" in offline
+    assert "all-MiniLM-L6-v2" not in offline  # a bi-encoder is no alternative to a cross-encoder
 
 
 def test_resolve_code_registration_wins_over_entry_points(tmp_path, monkeypatch):

@@ -91,3 +91,33 @@ def tiny_sts_dir(tmp_path) -> Path:
         lines = [f"main\tsyn\t2024\t{i:04d}\t{s:.3f}\t{a}\t{b}" for i, (a, b, s) in enumerate(sts_rows(n, seed))]
         (tmp_path / f"sts-{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return tmp_path
+
+
+def wikiqa_rows(questions: int, seed: int) -> list[list[str]]:
+    """WikiQA-style rows: each question asks what someone does; its page has 4 sentences, the one sharing the verb answers.
+
+    Every third question has no answer on its page (as most WikiQA questions), like the real files.
+    """
+    rng = random.Random(seed)
+    rows = []
+    for q in range(questions):
+        subject, verb, _ = _parts(rng)
+        answered = q % 3 != 2
+        verbs = [verb] if answered else []
+        verbs += rng.sample([v for v in WORDS[1] if v != verb], 4 - len(verbs))
+        rng.shuffle(verbs)
+        for i, v in enumerate(verbs):
+            sentence = f'{subject} {v} {rng.choice(WORDS[2])}'
+            rows.append([f"Q{seed}-{q}", f'What "{verb.split()[1]}" {subject.lower()}?', f"D{seed}-{q}", subject,
+                         f"D{seed}-{q}-{i}", sentence, str(int(v == verb))])
+    return rows
+
+
+@pytest.fixture()
+def tiny_wikiqa_dir(tmp_path) -> Path:
+    """A WikiQA-style folder (header, tab-separated, CRLF, quotes left bare) with 24/9/9 synthetic questions."""
+    header = ["QuestionID", "Question", "DocumentID", "DocumentTitle", "SentenceID", "Sentence", "Label"]
+    for split, n, seed in (("train", 24, 0), ("dev", 9, 10), ("test", 9, 20)):
+        lines = ["\t".join(row) for row in [header] + wikiqa_rows(n, seed)]
+        (tmp_path / f"WikiQA-{split}.tsv").write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+    return tmp_path

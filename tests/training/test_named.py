@@ -22,7 +22,10 @@ def fake_reranker(home: Path) -> Path:
 def test_named_models_are_the_st_plugins_models_entry_point():
     [entry] = [e for e in entry_points(group=resolve.ENTRY_POINT_GROUP) if e.name == "st_plugins"]
     assert entry.load() is named.named_models
-    assert sorted(named.named_models()) == sorted(named.NAMED_MODELS) == [named.STSB_RERANKER]
+    assert sorted(named.named_models()) == sorted(named.NAMED_MODELS) == [named.QA_RERANKER, named.STSB_RERANKER]
+    for name, model in named.NAMED_MODELS.items():
+        locator = named.named_models()[name]
+        assert (locator.kind, locator.about, locator.make) == (model.kind, model.about, model.make) and model.kind == "cross"
 
 
 def test_named_reranker_folder_is_under_st_plugins_home(tmp_path, monkeypatch):
@@ -31,6 +34,16 @@ def test_named_reranker_folder_is_under_st_plugins_home(tmp_path, monkeypatch):
     folder = fake_reranker(tmp_path)
     assert named.locate_stsb_reranker() == folder
     assert resolve.resolve_model_path(named.STSB_RERANKER) == folder
+
+
+def test_named_qa_reranker_folder_is_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("ST_PLUGINS_HOME", str(tmp_path))
+    fake_reranker(tmp_path)  # the STS one is there; the QA one is not
+    assert named.qa_reranker_dir() == tmp_path / "qa-reranker" and named.locate_qa_reranker() is None
+    (tmp_path / "qa-reranker").mkdir()
+    (tmp_path / "qa-reranker" / "config.json").write_text("{}")
+    assert resolve.resolve_model_path(named.QA_RERANKER) == tmp_path / "qa-reranker"
+    assert "WikiQA" in named.NAMED_MODELS[named.QA_RERANKER].about and "research use only" in named.NAMED_MODELS[named.QA_RERANKER].about
 
 
 def test_named_core_names_no_product():
