@@ -15,7 +15,7 @@ from typing import IO
 
 from st_plugins.errors import DataNotFoundError
 
-__all__ = ["data_dir", "StsPair", "read_sts", "read_banking77", "QaQuestion", "read_wikiqa"]
+__all__ = ["data_dir", "read_splits", "StsPair", "read_sts", "read_banking77", "QaQuestion", "read_wikiqa"]
 
 _HOW = "pass the data folder (--data DIR on the command line) or set ST_PLUGINS_DATA to it"
 
@@ -37,6 +37,34 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
         return Path(env).expanduser()
     raise DataNotFoundError(f"No evaluation data folder was given and ST_PLUGINS_DATA is not set; {_HOW} "
                             "(the folder holding stsbenchmark/, banking77/ and wikiqa/).")
+
+
+def read_splits(folder: str | os.PathLike | None, name: str, pattern: str, what: str, reader) -> dict[str, list]:
+    """``{"train", "dev"[, "test"]}`` read with ``reader`` from ``folder / pattern.format(split=...)``.
+
+    Args:
+        folder: The data set's folder (default: ``data_dir() / name``).
+        name: The data set's folder name under ``$ST_PLUGINS_DATA`` (e.g. ``"wikiqa"``).
+        pattern: File name with a ``{split}`` field (e.g. ``"WikiQA-{split}.tsv"``).
+        what: The data set's name in messages (e.g. ``"WikiQA"``).
+
+    Raises:
+        DataNotFoundError: No folder given and ``ST_PLUGINS_DATA`` unset, or the train or dev file is
+            missing (the message shows the expected layout); the test file is optional.
+    """
+    root = Path(folder) if folder is not None else data_dir() / name
+    splits = {}
+    for split in ("train", "dev", "test"):
+        path = root / pattern.format(split=split)
+        if path.is_file():
+            splits[split] = reader(path)
+        elif split != "test":
+            files = ", ".join(pattern.format(split=s) for s in ("train", "dev"))
+            raise DataNotFoundError(
+                f"`data` folder {str(root)!r} has no {path.name}; pass the {what} folder ({files}, optional "
+                f"{pattern.format(split='test')}) with --data DIR, or set ST_PLUGINS_DATA to the folder holding {name}/."
+            )
+    return splits
 
 
 def _open(path: str | os.PathLike, what: str, **kwargs) -> IO[str]:

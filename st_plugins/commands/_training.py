@@ -56,5 +56,5 @@ def qa_report(result) -> str:
     """``WikiQA dev MAP ..., test MAP ... MRR ... (steps, wall, CPU)`` for a finished QA recipe."""
     test = ("n/a (no WikiQA-test.tsv)" if not result.test else
             f"{result.test['map']:.4f}, MRR {result.test['mrr']:.4f} ({int(result.test['questions'])} questions)")
-    return (f"WikiQA dev MAP {result.dev_map:.4f}, test MAP {test} on {result.train_pairs} training pairs "
+    return (f"WikiQA dev MAP {result.dev_map:.4f}, test MAP {test} on {result.train_examples} training examples "
             f"({result.steps} steps, {result.wall_seconds / 60:.1f} min wall, {result.cpu_seconds / 60:.1f} min CPU)")

@@ -212,16 +212,18 @@ class ListwiseSoftmaxLoss(_CrossEncoderLoss):
 
     Columns: ``[queries, relevant, negative_1, ..., negative_k]`` (k >= 1); each row's k + 1
     candidates are scored with its query and the loss is ``-log softmax(scores)[relevant]``: the
-    ranking objective of sentence-transformers' cross-encoder ``MultipleNegativesRankingLoss`` with
-    the negatives given (no in-batch ones) and no activation. Labels are not used (give 0).
+    ranking objective of sentence-transformers' cross-encoder ``MultipleNegativesRankingLoss`` over
+    the given candidates only, without its in-batch negatives (with ``activation_fn=nn.Sigmoid(),
+    scale=10`` its loss over the same candidates). Labels are not used (give 0).
 
     Args:
         model: The 1-label :class:`~st_plugins.CrossEncoder` being trained.
-        scale: Multiplies the logits before the softmax.
+        scale: Multiplies the (activated) logits before the softmax.
+        activation_fn: Applied to the logits first (identity by default: raw logits rank best here).
     """
 
-    def __init__(self, model: nn.Module, scale: float = 1.0) -> None:
-        super().__init__(model)
+    def __init__(self, model: nn.Module, scale: float = 1.0, activation_fn: nn.Module | None = None) -> None:
+        super().__init__(model, activation_fn)
         self.scale = scale
 
     def forward(self, columns: Sequence[Sequence[str]], labels: Tensor) -> Tensor:

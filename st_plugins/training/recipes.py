@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from st_plugins.core.runtime.store import home_dir
-from st_plugins.data import StsPair, data_dir, read_sts
-from st_plugins.errors import DataNotFoundError, InputValueError
+from st_plugins.data import StsPair, read_splits, read_sts
+from st_plugins.errors import InputValueError
 from st_plugins.training.named import COSENT_FOLDER, stsb_reranker_dir
 
 __all__ = ["RecipeResult", "sts_examples", "pair_token_lengths", "read_sts_folder", "train_stsb_reranker", "finetune_bi_encoder_cosent",
@@ -70,19 +70,7 @@ def read_sts_folder(folder: str | os.PathLike | None) -> dict[str, list[StsPair]
         DataNotFoundError: No folder given and ``ST_PLUGINS_DATA`` unset, or the train or dev file is
             missing (the message shows the expected layout).
     """
-    root = Path(folder) if folder is not None else data_dir() / "stsbenchmark"
-    splits = {}
-    for split in ("train", "dev", "test"):
-        path = root / f"sts-{split}.csv"
-        if path.is_file():
-            splits[split] = read_sts(path)
-        elif split != "test":
-            raise DataNotFoundError(
-                f"`data` folder {str(root)!r} has no sts-{split}.csv; pass the STS benchmark folder "
-                "(sts-train.csv, sts-dev.csv, optional sts-test.csv) with --data DIR, or set ST_PLUGINS_DATA "
-                "to the folder holding stsbenchmark/."
-            )
-    return splits
+    return read_splits(folder, "stsbenchmark", "sts-{split}.csv", "STS benchmark", read_sts)
 
 
 def _subset(pairs: list[StsPair], n: int, seed: int) -> list[StsPair]:

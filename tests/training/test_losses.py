@@ -91,3 +91,19 @@ def test_losses_cross_encoder_match_oracle(cross_models, st_modules, name, num_l
 def test_losses_cross_encoder_one_label_losses_refuse_three_labels(cross_models):
     with pytest.raises(InputValueError, match="1 output label; got one with 3"):
         losses.BinaryCrossEntropyLoss(cross_models[3][0])
+
+
+def test_losses_listwise_softmax_equals_oracle_multiple_negatives_over_given_candidates(cross_models, st_modules):
+    ours, oracle = cross_models[1]
+    columns = [ANCHORS, POSITIVES, NEGATIVES, list(reversed(POSITIVES))]
+    labels = torch.zeros(len(ANCHORS))
+    # The oracle's own scoring and loss over the given candidates (its forward always adds in-batch ones).
+    mnrl = st_modules["cross_losses"].MultipleNegativesRankingLoss(oracle)
+    expected = mnrl.calculate_loss([mnrl.call_model_with_columns(ANCHORS, c) for c in columns[1:]], len(ANCHORS))
+    got = losses.ListwiseSoftmaxLoss(ours, scale=10.0, activation_fn=torch.nn.Sigmoid())(columns, labels)
+    assert got.item() == pytest.approx(expected.item(), abs=1e-5)
+    raw = ours.logits(ours.tokenize_pairs([(a, c[i]) for i, a in enumerate(ANCHORS) for c in columns[1:]]))
+    want = torch.nn.functional.cross_entropy(raw.view(len(ANCHORS), 3), torch.zeros(len(ANCHORS), dtype=torch.long))
+    assert losses.ListwiseSoftmaxLoss(ours)(columns, labels).item() == pytest.approx(want.item(), abs=1e-6)
+    with pytest.raises(InputValueError, match="at least one negative"):
+        losses.ListwiseSoftmaxLoss(ours)(columns[:2], labels)

@@ -88,10 +88,26 @@ def test_train_qa_reranker_on_tiny_data_saves_a_model_that_learns(tiny_wikiqa_di
     from st_plugins.core.cross_encoder import CrossEncoder
 
     result = qa.train_qa_reranker(tiny_wikiqa_dir, tmp_path / "qa", base_model=str(tiny_bi_dir), epochs=8,
-                                  learning_rate=3e-3, batch_size=16, hard_negatives=1, eval_steps=None,
+                                  learning_rate=3e-3, batch_size=16, hard_negatives=1, listwise=0, eval_steps=None,
                                   show_progress_bar=False)
-    assert (result.path / "config.json").is_file() and result.steps == 8 * -(-result.train_pairs // 16)
-    assert result.train_pairs == 16 * (4 + 1)  # the 16 answered questions: their page plus one nearest wrong sentence
+    assert (result.path / "config.json").is_file() and result.steps == 8 * -(-result.train_examples // 16)
+    assert result.train_examples == 16 * (4 + 1)  # the 16 answered questions: their page plus one nearest wrong sentence
     loaded = CrossEncoder(str(result.path), device="cpu")
     assert qa.evaluate_ranking(loaded.predict, read_wikiqa(tiny_wikiqa_dir / "WikiQA-test.tsv")) == pytest.approx(result.test)
     assert result.dev_map is not None and set(result.test) == {"map", "mrr", "mrr@10", "questions"}
+
+
+def test_train_qa_reranker_listwise_groups_each_answer_with_its_negatives(tiny_wikiqa_dir, tiny_bi_dir, tmp_path):
+    result = qa.train_qa_reranker(tiny_wikiqa_dir, tmp_path / "qa", base_model=str(tiny_bi_dir), epochs=2,
+                                  learning_rate=1e-3, batch_size=16, listwise=3, eval_steps=None, show_progress_bar=False)
+    assert result.train_examples == 16  # one per answer; 16 // (3 + 1) = 4 answers per step
+    assert result.steps == 2 * 4
+
+
+def test_listwise_examples_mix_the_page_and_other_pages():
+    q = QaQuestion("q", "who?", "t", ("a", "b", "c", "d", "e"), (0, 1, 0, 0, 1))
+    examples = qa._listwise_examples([q], [["x", "y", "z"]], 4, 2, seed=0)
+    assert [e.texts[:2] for e in examples] == [("who?", "b"), ("who?", "e")]  # one example per answer
+    assert all(set(e.texts[2:4]) <= {"a", "c", "d"} and e.texts[4:] == ("x", "y") for e in examples)
+    [short] = qa._listwise_examples([QaQuestion("q", "who?", "t", ("a", "b"), (0, 1))], [["x", "y", "z"]], 4, 2, seed=0)
+    assert short.texts[2:] == ("a", "x", "y", "z")  # a short page leaves its share to other pages

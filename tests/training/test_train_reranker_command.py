@@ -20,8 +20,9 @@ def test_train_reranker_is_registered_with_the_cli():
     assert (args.data, args.out, args.quick, args.task, args.base_model) == ("d", "o", True, "sts", "all-MiniLM-L6-v2")
     assert (args.epochs, args.lr, args.teacher_weight) == (None, None, None)  # filled in per task
     assert (args.teacher, args.teacher_epochs, args.teacher_lr, args.silver) == ("cosent", 2, 2e-5, 2000)
-    assert train_reranker.TASKS == {"sts": ("st-plugins/stsb-reranker", 1e-4, 3), "qa": ("st-plugins/qa-reranker", 5e-5, 3)}
-    assert parser.parse_args(["train-reranker", "--task", "qa"]).hard_negatives == 3
+    assert train_reranker.TASKS == {"sts": ("st-plugins/stsb-reranker", 1e-4, 3), "qa": ("st-plugins/qa-reranker", 5e-5, 2)}
+    qa_args = parser.parse_args(["train-reranker", "--task", "qa"])
+    assert (qa_args.hard_negatives, qa_args.listwise, qa_args.other_pages) == (3, 7, 0)
     assert train_reranker.NAME == "train-reranker"
 
 
@@ -82,7 +83,7 @@ def test_train_reranker_task_qa_saves_under_its_own_name(tiny_wikiqa_dir, tiny_b
                         "--epochs", "1", "--lr", "1e-3", "--hard-negatives", "1", "--no-progress")
     folder = tmp_path / "home" / "qa-reranker"
     assert code == 0 and registry.locate_qa_reranker() == folder and registry.locate_stsb_reranker() is None
-    assert out.startswith("WikiQA dev MAP ") and "(6 questions)" in out and "on 80 training pairs" in out
+    assert out.startswith("WikiQA dev MAP ") and "(6 questions)" in out and "on 16 training examples" in out
     assert f"Saved the reranker to {folder}" in out and "CrossEncoder('st-plugins/qa-reranker')" in out
     pairs = [("What is the man eating?", "A man is eating pasta.")]
     assert CrossEncoder(registry.QA_RERANKER, device="cpu").predict(pairs) == pytest.approx(
