@@ -130,12 +130,14 @@ def _alternatives(kind: str | None) -> str:
         own = getattr(locate, "kind", None)
         if kind is not None and own is not None and own != kind:
             continue
-        about = getattr(locate, "about", "")
+        about, make = getattr(locate, "about", ""), getattr(locate, "make", "")
+        if not (about or make):  # a plain callable may build or fetch when called: list it, do not call it
+            lines.append(f"  - {name!r}: registered")
+            continue
         try:
             ready = locate() is not None
         except Exception:  # a broken plugin's locate must not hide the error being reported
             ready = False
-        make = getattr(locate, "make", "")
         state = "ready" if ready else (f"not made yet, make it with `{make}`" if make else "not available")
         if id(locate) in seen:
             about = "the same model as above"
