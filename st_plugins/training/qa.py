@@ -98,18 +98,16 @@ def bi_encoder_scorer(model, batch_size: int = 128):
     """``scorer(pairs)`` giving the cosine of a bi-encoder's question and sentence vectors."""
 
     def scorer(pairs):
-        texts = sorted({t for pair in pairs for t in pair})
-        vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
-        index = {t: i for i, t in enumerate(texts)}
-        return [float(vectors[index[a]] @ vectors[index[b]]) for a, b in pairs]
+        vectors = _embed(model, [t for pair in pairs for t in pair], batch_size)
+        return [float(vectors[a] @ vectors[b]) for a, b in pairs]
 
     return scorer
 
 
-def _embed(model, texts: list[str]) -> dict[str, Any]:
+def _embed(model, texts: list[str], batch_size: int = 128) -> dict[str, Any]:
     """Each distinct text with its unit-length vector (one encode call for everything the recipe looks up)."""
     unique = sorted(set(texts))
-    return dict(zip(unique, model.encode(unique, batch_size=128, normalize_embeddings=True)))
+    return dict(zip(unique, model.encode(unique, batch_size=batch_size, normalize_embeddings=True)))
 
 
 def _nearest_wrong(vectors: dict[str, Any], questions: list[QaQuestion], k: int) -> list[list[str]]:
