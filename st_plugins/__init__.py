@@ -20,6 +20,7 @@ from st_plugins.errors import (
     ModelFormatError,
     ModelNotFoundError,
     StPluginsError,
+    StoreUnavailableError,
     UnsafeCheckpointError,
 )
 

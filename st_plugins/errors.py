@@ -11,7 +11,8 @@ matching built-in, so callers may catch either::
     ├── UnsafeCheckpointError(StPluginsError, ValueError)  pickle weights refused (names the opt-in)
     ├── MissingDependencyError(StPluginsError, ImportError)  names the extra to install
     ├── BackendError(StPluginsError, RuntimeError)       an inference backend or graph build failed
-    └── DataNotFoundError(StPluginsError, FileNotFoundError)  evaluation data missing; says where it looked
+    ├── DataNotFoundError(StPluginsError, FileNotFoundError)  evaluation data missing; says where it looked
+    └── StoreUnavailableError(StPluginsError, ConnectionError)  a vector store could not be reached or written
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "MissingDependencyError",
     "BackendError",
     "DataNotFoundError",
+    "StoreUnavailableError",
 ]
 
 
@@ -63,6 +65,14 @@ class BackendError(StPluginsError, RuntimeError):
 
 class DataNotFoundError(StPluginsError, FileNotFoundError):
     """Evaluation data is missing; the message names the path looked at and how to point at the data."""
+
+
+class StoreUnavailableError(StPluginsError, ConnectionError):
+    """A vector store (a Chroma server) could not be reached or refused a write; the message names it and what to do.
+
+    Nothing is lost: writes are idempotent (content-hash ids), so re-running the same job once the store
+    is back adds exactly what is missing.
+    """
 
 
 def require(module: str, extra: str):

@@ -28,11 +28,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 @dataclass
 class IndexResult:
-    """What :func:`index_documents` did: ids in input order, how many were added or already there."""
+    """What :func:`index_documents` did: ids in input order, how many were added or already there, and
+    how many documents the collection holds after the run."""
 
     ids: list[str] = field(default_factory=list)
     added: int = 0
     skipped: int = 0
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ def index_documents(
         show_progress_bar: Show a tqdm bar.
 
     Returns:
-        An :class:`IndexResult` with the ids (input order) and the counts added / already present.
+        An :class:`IndexResult` with the ids (input order), the counts added / already present, and the
+        collection's size after the run.
 
     Raises:
         InputTypeError: ``texts`` is ``None`` or holds a non-str (names the index); bad ``ids``/``metadatas``.
@@ -107,6 +110,7 @@ def index_documents(
             result.skipped += len(chunk) - len(todo)
             bar.update(len(chunk))
             bar.set_postfix(added=result.added, present=result.skipped)
+    result.total = collection.count()
     return result
 
 

@@ -146,3 +146,80 @@ def make_st_folder(tmp_path_factory, tiny_bert_dir):
         return folder
 
     return make
+
+
+class ChromaServer:
+    """A real ``chroma run`` process on loopback over one data folder; can be killed and started again."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+        import sys
+
+        exe = Path(sys.executable).with_name("chroma")
+        self.exe = str(exe) if exe.is_file() else shutil.which("chroma")
+        if self.exe is None:
+            pytest.skip("the `chroma` command (chromadb's CLI) is not next to this Python nor on PATH")
+        self.folder, self.host, self.port = folder, "127.0.0.1", _free_port()
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 120) -> ChromaServer:
+        import subprocess
+        import time
+
+        import chromadb
+
+        self.log = open(self.folder / "server.log", "a")
+        self.process = subprocess.Popen([self.exe, "run", "--path", str(self.folder / "data"), "--host", self.host,
+                                         "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, (self.folder / "server.log").read_text()[-3000:]
+            try:
+                chromadb.HttpClient(host=self.host, port=self.port).heartbeat()
+                return self
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def stop(self, kill: bool = False) -> None:
+        import subprocess
+
+        if self.process is None:
+            return
+        self.process.kill() if kill else self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+        self.log.close()
+
+    def client(self):
+        import chromadb
+
+        return chromadb.HttpClient(host=self.host, port=self.port)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    """A real ``chroma run`` server on a free port, as ``(host, port)``; stopped after the module."""
+    pytest.importorskip("chromadb")
+    server = ChromaServer(tmp_path_factory.mktemp("chroma_server")).start()
+    try:
+        yield server.host, server.port
+    finally:
+        server.stop()

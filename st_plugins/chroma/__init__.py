@@ -14,7 +14,7 @@ from st_plugins.errors import require
 
 require("chromadb", "chroma")
 
-from st_plugins.chroma._collection import open_collection  # noqa: E402
+from st_plugins.chroma._collection import connect, open_collection  # noqa: E402
 from st_plugins.chroma._embedding_function import VECTOR_SETTINGS, ChromaEmbeddingFunction  # noqa: E402
 
-__all__ = ["ChromaEmbeddingFunction", "open_collection", "VECTOR_SETTINGS"]
+__all__ = ["ChromaEmbeddingFunction", "connect", "open_collection", "VECTOR_SETTINGS"]

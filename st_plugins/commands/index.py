@@ -1,20 +1,23 @@
-"""``st-plugins index PATH... --db DIR``: split .txt/.md files into passages and add them to Chroma."""
+"""``st-plugins index PATH... --db DIR | --chroma-url URL [--ray [ADDRESS]]``: split .txt/.md files into
+passages and add them to Chroma, in this process or on a Ray cluster."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from st_plugins.errors import InputValueError
 
 NAME = "index"
-HELP = "Index .txt/.md files (split into passages) into a persistent Chroma database; re-running adds nothing twice."
+HELP = ("Index .txt/.md files (split into passages) into a Chroma database folder or server, here or on a Ray "
+        "cluster; re-running adds nothing twice.")
 DEFAULT_COLLECTION = "st_plugins"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help=".txt/.md files or folders (searched recursively)")
-    parser.add_argument("--db", required=True, metavar="DIR", help="Chroma database folder (created if missing)")
+    add_target_arguments(parser, "created if missing")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, metavar="NAME",
                         help=f"collection name (default: {DEFAULT_COLLECTION})")
     parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
@@ -25,6 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-words", type=int, default=120, metavar="N",
                         help="about how many words per passage (default: 120)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="embed on a Ray cluster (pip install 'st-plugins[ray]'): its address (e.g. ray://HOST:10001 "
+                             "or auto), or none for a local cluster on this machine")
+    parser.add_argument("--actors", type=int, default=None, metavar="N",
+                        help="with --ray: model actors (default: one per CPU of the cluster)")
+    parser.add_argument("--gpus-per-actor", type=float, default=None, metavar="G",
+                        help="with --ray: GPUs per actor (the model then runs on torch + cuda)")
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, made: str) -> None:
+    """``--db DIR`` or ``--chroma-url URL`` (exactly one)."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--db", metavar="DIR", help=f"Chroma database folder ({made})")
+    target.add_argument("--chroma-url", metavar="URL", help="a Chroma server instead, e.g. http://127.0.0.1:8000 (`chroma run`)")
+
+
+def where(args: argparse.Namespace) -> str:
+    return args.chroma_url or args.db
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,16 +55,38 @@ def run(args: argparse.Namespace) -> int:
     passages = read_passages(args.paths, max_words=args.max_words)
     if not passages:
         raise InputValueError(f"No .txt/.md text found in {args.paths}; pass files or folders holding some.")
-    collection = open_collection(args.db, args.collection, args.model, args.device, create=True)
-    result = index_documents(
-        collection,
-        [p.text for p in passages],
-        ids=[content_id(p.text, p.source) for p in passages],
-        metadatas=[{"source": p.source, "passage": p.index} for p in passages],
-        batch_size=args.batch_size,
-        show_progress_bar=not args.quiet,
-    )
+    texts = [p.text for p in passages]
+    ids = [content_id(p.text, p.source) for p in passages]
+    metadatas = [{"source": p.source, "passage": p.index} for p in passages]
+    if args.ray is not None:
+        result = _run_on_ray(args, texts, ids, metadatas)
+    else:
+        if args.actors is not None or args.gpus_per_actor is not None:
+            raise InputValueError("--actors and --gpus-per-actor need --ray; add --ray (a local cluster) or drop them.")
+        collection = open_collection(args.db, args.collection, args.model, args.device, create=True, url=args.chroma_url)
+        result = index_documents(collection, texts, ids=ids, metadatas=metadatas, batch_size=args.batch_size,
+                                 show_progress_bar=not args.quiet)
     files = len({p.source for p in passages})
-    print(f"Indexed {len(passages)} passages from {files} files into collection {args.collection!r} at {args.db}: "
-          f"{result.added} new, {result.skipped} already present ({collection.count()} in total).")
+    print(f"Indexed {len(passages)} passages from {files} files into collection {args.collection!r} at {where(args)}: "
+          f"{result.added} new, {result.skipped} already present ({result.total} in total).")
     return 0
+
+
+def _run_on_ray(args: argparse.Namespace, texts: list[str], ids: list[str], metadatas: list[dict]) -> Any:
+    """Embed on the Ray cluster (model actors) and write from Ray tasks; the :class:`IndexResult`."""
+    from st_plugins.errors import require
+
+    require("ray.data", "ray")
+    import ray
+
+    from st_plugins.chroma import ChromaEmbeddingFunction
+    from st_plugins.ray import index_documents as ray_index_documents
+
+    if not ray.is_initialized():
+        ray.init(address=None if args.ray == "local" else args.ray, log_to_driver=not args.quiet)
+    ef = None if args.model is None else ChromaEmbeddingFunction(args.model)
+    result = ray_index_documents(texts, args.collection, path=args.db, url=args.chroma_url, ids=ids,
+                                 metadatas=metadatas, embedding_function=ef, device=args.device,
+                                 batch_size=args.batch_size, concurrency=args.actors, num_gpus=args.gpus_per_actor,
+                                 show_progress_bar=not args.quiet)
+    return result

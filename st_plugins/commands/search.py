@@ -1,4 +1,4 @@
-"""``st-plugins search "QUERY" --db DIR``: print the top passages with scores and source file."""
+"""``st-plugins search "QUERY" --db DIR | --chroma-url URL``: print the top passages with scores and source file."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import textwrap
 from typing import Any
 
-from st_plugins.commands.index import DEFAULT_COLLECTION
+from st_plugins.commands.index import DEFAULT_COLLECTION, add_target_arguments, where
 from st_plugins.core.validation import check_positive_int
 from st_plugins.errors import ModelNotFoundError
 from st_plugins.training.named import NAMED_MODELS, QA_RERANKER
@@ -21,7 +21,7 @@ MAKE_RERANKER = NAMED_MODELS[QA_RERANKER].make + " --data WIKIQA_DIR"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", metavar="QUERY", help="what to look for, in plain words")
-    parser.add_argument("--db", required=True, metavar="DIR", help="Chroma database folder made by `st-plugins index`")
+    add_target_arguments(parser, "made by `st-plugins index`")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, metavar="NAME",
                         help=f"collection name (default: {DEFAULT_COLLECTION})")
     parser.add_argument("-k", "--top-k", dest="k", type=int, default=5, metavar="K", help="passages to print (default: 5)")
@@ -38,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     k = check_positive_int(args.k, "-k")
     fetch = max(k, check_positive_int(args.candidates, "--candidates")) if args.rerank else k
     reranker = load_reranker(args.device) if args.rerank else None
-    collection = open_collection(args.db, args.collection, device=args.device)
+    collection = open_collection(args.db, args.collection, device=args.device, url=args.chroma_url)
     if collection.count() == 0:
-        print(f"Collection {args.collection!r} in {args.db} is empty; add files with: st-plugins index PATH... --db {args.db}")
+        target = f"--db {args.db}" if args.db else f"--chroma-url {args.chroma_url}"
+        print(f"Collection {args.collection!r} in {where(args)} is empty; add files with: st-plugins index PATH... {target}")
         return 1
     found = collection.query(query_texts=[args.query], n_results=min(fetch, collection.count()),
                              include=["documents", "metadatas", "distances"])
@@ -55,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         hits.sort(key=lambda hit: hit["score"], reverse=True)
         label = "rerank"
     for rank, hit in enumerate(hits[:k], start=1):
-        where = f"{hit['meta'].get('source', '?')} (passage {hit['meta'].get('passage', '?')})"
-        print(f"{rank}. {label} {hit['score']:.4f}  {where}")
+        found_in = f"{hit['meta'].get('source', '?')} (passage {hit['meta'].get('passage', '?')})"
+        print(f"{rank}. {label} {hit['score']:.4f}  {found_in}")
         body = " ".join(hit["text"].split())
         print(textwrap.indent(textwrap.fill(textwrap.shorten(body, 400, placeholder=" ..."), 96), "   "))
     return 0

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -114,45 +111,6 @@ def test_chroma_sts_other_embedding_function_conflicts(embedded):
         client.get_collection("sts", embedding_function=ONNXMiniLM_L6_V2())
     with pytest.raises(ValueError, match="Embedding function conflict"):
         client.get_or_create_collection("sts", embedding_function=ONNXMiniLM_L6_V2())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    """A real ``chroma run`` server on a free port; stopped after the module."""
-    exe = Path(sys.executable).with_name("chroma")
-    exe = str(exe) if exe.is_file() else shutil.which("chroma")
-    if exe is None:
-        pytest.skip("the `chroma` command (chromadb's CLI) is not next to this Python nor on PATH")
-    path, port = tmp_path_factory.mktemp("chroma_server"), _free_port()
-    log = open(path / "server.log", "w")
-    server = subprocess.Popen([exe, "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (path / "server.log").read_text()[-3000:]
-            try:
-                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        yield "127.0.0.1", port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def test_chroma_sts_client_server_round_trip(chroma_server, sts_test):

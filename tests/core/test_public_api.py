@@ -16,6 +16,7 @@ def test_public_api_names_are_pinned():
         "__version__", "SentenceTransformer", "CrossEncoder", "SimilarityFunction", "get_model", "util",
         "StPluginsError", "InputTypeError", "InputValueError", "ModelNotFoundError", "ModelFormatError",
         "UnsafeCheckpointError", "MissingDependencyError", "BackendError", "DataNotFoundError",
+        "StoreUnavailableError",
     ]
 
 
@@ -32,5 +33,6 @@ def test_public_api_errors_subclass_builtins():
     assert issubclass(st_plugins.MissingDependencyError, ImportError)
     assert issubclass(st_plugins.BackendError, RuntimeError)
     assert issubclass(st_plugins.DataNotFoundError, FileNotFoundError)
+    assert issubclass(st_plugins.StoreUnavailableError, ConnectionError)
     for name in st_plugins.__all__[6:]:
         assert issubclass(getattr(st_plugins, name), st_plugins.StPluginsError)
