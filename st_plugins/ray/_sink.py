@@ -86,26 +86,24 @@ class _Rows:
 class _FolderWriter:
     """The one process that opens an embedded Chroma folder during a Ray write."""
 
-    def __init__(self, path: str, name: str, ef_config: dict[str, Any]) -> None:
-        import chromadb
+    def __init__(self, path: str, name: str, ef_config: dict[str, Any] | None) -> None:
+        self.path, self.name, self.ef_config, self._collection = path, name, ef_config, None
 
-        import st_plugins.chroma  # noqa: F401  (registers the function, so the collection can be reopened)
+    @property
+    def collection(self) -> Any:
+        """Opened on the first call, so an error (a refused setting) reaches the caller as that error."""
+        if self._collection is None:
+            import chromadb
 
-        self.collection = _open(chromadb.PersistentClient(path=path), name, ef_config, repr(path))
+            import st_plugins.chroma  # noqa: F401  (registers the function, so the collection can be reopened)
+
+            self._collection = _open(chromadb.PersistentClient(path=self.path), self.name, self.ef_config,
+                                     repr(self.path))
+        return self._collection
 
     def upsert(self, rows: _Rows) -> int:
         rows.upsert(self.collection)
         return len(rows.ids)
-
-    def embedding_function(self) -> Any:
-        """The collection's :class:`~st_plugins.chroma.ChromaEmbeddingFunction` (the one to embed rows with)."""
-        from st_plugins.chroma import ChromaEmbeddingFunction
-
-        if self.url is not None:
-            config = _stored_config(self._server_collection())
-        else:
-            config = self._call(self._writer().config.remote())
-        return ChromaEmbeddingFunction.build_from_config(config)
 
     def present(self, ids: list[str]) -> list[str]:
         return self.collection.get(ids=ids, include=[])["ids"]

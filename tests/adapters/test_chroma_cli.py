@@ -118,6 +118,9 @@ def test_cli_search_rerank_orders_by_cross_encoder(docs_db, capsys, monkeypatch,
     (["search", "q", "--db", "{db}", "--collection", "nope"], r"No collection 'nope' in .*; it has \['st_plugins'\]"),
     (["search", "q", "--db", "{db}", "-k", "0"], r"`-k` must be a positive int; got 0"),
     (["index", "{repo}/docs/index.md", "--db", "{db}", "--model", "paraphrase-MiniLM-L3-v2"], r"Cannot change \['model_name'\]"),
+    (["index", "{repo}/docs/index.md", "--db", "{tmp}/nowhere", "--actors", "2"], r"--actors and --gpus-per-actor need --ray"),
+    (["search", "q", "--chroma-url", "localhost:8000"], r"A Chroma server URL must look like http://HOST:PORT"),
+    (["search", "q", "--chroma-url", "http://127.0.0.1:9"], r"No Chroma server answers at http://127\.0\.0\.1:9 .*chroma run"),
 ])
 def test_cli_errors_are_one_line_exit_2(docs_db, capsys, tmp_path, argv, pattern):
     fill = {"tmp": tmp_path, "repo": REPO, "db": docs_db}
