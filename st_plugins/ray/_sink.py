@@ -302,8 +302,7 @@ class ChromaDatasink(Datasink):
             if not isinstance(text, str):
                 raise InputTypeError(f"`{self.document_column}[{i}]` of a block must be a str; got {type(text).__name__}.")
         ids = table.column(self.id_column).to_pylist() if self.id_column else [content_id(t) for t in documents]
-        embeddings = np.asarray(BlockAccessor.for_block(table.select([self.embedding_column])).to_numpy(
-            self.embedding_column), dtype=np.float32)
+        embeddings = _vectors(BlockAccessor.for_block(table.select([self.embedding_column])).to_numpy(self.embedding_column))
         if embeddings.ndim != 2 or embeddings.shape[0] != len(documents):
             raise InputValueError(f"`{self.embedding_column}` must hold one 1-D vector per row; got shape {embeddings.shape}.")
         metadatas = None
@@ -320,6 +319,19 @@ class ChromaDatasink(Datasink):
             embeddings = embeddings[keep]
             metadatas = None if metadatas is None else [metadatas[i] for i in keep]
         return _Rows(ids, documents, embeddings, metadatas)
+
+
+def _vectors(column: Any) -> np.ndarray:
+    """A 2-D float32 array from a tensor column (Ray's) or a list column (plain Arrow: one array per row)."""
+    column = np.asarray(column)
+    if column.dtype == object:
+        try:
+            return np.stack([np.asarray(v, dtype=np.float32) for v in column]) if len(column) else column.astype(np.float32)
+        except ValueError:
+            lengths = sorted({len(v) for v in column})
+            raise InputValueError(f"The vectors of one block differ in length ({lengths}); every row must have the "
+                                  "model's dimension.") from None
+    return column.astype(np.float32, copy=False)
 
 
 def _unwrap(exc: BaseException) -> BaseException:

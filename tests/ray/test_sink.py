@@ -102,3 +102,48 @@ def test_index_documents_checks_its_input_before_ray_runs(tmp_path):
     with pytest.raises(InputValueError, match=r"`ids` must have one id per text \(2\); got 1"):
         index_documents(["a", "b"], path=tmp_path / "db", ids=["x"])
     assert not (tmp_path / "db").exists()
+
+
+class _KillsServerAfterFirstChunk(ChromaDatasink):
+    """A sink that kills the Chroma server (SIGKILL) right after writing its first chunk."""
+
+    def __init__(self, server, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.server = server
+
+    def __getstate__(self):  # never pickled here: write() runs in this process
+        raise AssertionError
+
+    def _target(self):
+        write = super()._target()
+
+        def write_then_kill(rows):
+            write(rows)
+            self.server.stop(kill=True)
+
+        return write_then_kill
+
+
+def test_a_server_killed_during_a_write_is_a_store_error_and_a_rerun_completes(tmp_path, model, sentences):
+    import pyarrow as pa
+
+    from tests.conftest import ChromaServer
+
+    server = ChromaServer(tmp_path).start()
+    try:
+        texts = sentences[:90]
+        block = pa.table({"text": texts, "embedding": list(model.encode(texts))})
+        sink = _KillsServerAfterFirstChunk(server, "killed-server", url=server.url, batch_size=30)
+        sink.count()  # creates the collection
+        with pytest.raises(StoreUnavailableError, match=r"Writing 30 rows into collection 'killed-server' at "
+                                                        r"http://127\.0\.0\.1:\d+ failed: .*re-run the same job"):
+            sink.write([block], None)
+        server.start()  # the same data folder and port
+        assert server.client().get_collection("killed-server").count() == 30  # the first chunk was kept
+        ChromaDatasink("killed-server", url=server.url, batch_size=30).write([block], None)
+        collection = server.client().get_collection("killed-server")
+        assert collection.count() == 90
+        got, documents, _ = _stored(collection, [content_id(t) for t in texts])
+        assert documents == texts and np.abs(got - model.encode(texts)).max() <= 1e-6
+    finally:
+        server.stop()
