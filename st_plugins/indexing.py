@@ -88,13 +88,7 @@ def index_documents(
         InputTypeError: ``texts`` is ``None`` or holds a non-str (names the index); bad ``ids``/``metadatas``.
         InputValueError: ``texts`` is empty; lengths differ; the same id given for two different texts.
     """
-    texts, _ = as_text_list(texts, "texts")
-    if not texts:
-        raise InputValueError("`texts` must be a non-empty list of str; got an empty list. Pass at least one text.")
-    check_positive_int(batch_size, "batch_size")
-    ids = _check_ids(ids, texts)
-    metadatas = _check_metadatas(metadatas, len(texts))
-    order = _first_occurrences(ids, texts)
+    texts, ids, metadatas, order = check_documents(texts, ids, metadatas, batch_size)
     result = IndexResult(ids=ids)
     from tqdm.auto import tqdm
 
@@ -112,6 +106,22 @@ def index_documents(
             bar.set_postfix(added=result.added, present=result.skipped)
     result.total = collection.count()
     return result
+
+
+def check_documents(texts: Any, ids: Any, metadatas: Any, batch_size: Any) -> tuple[list[str], list[str], Any, list[int]]:
+    """The checks of :func:`index_documents` (shared with ``st_plugins.ray.index_documents``), before any write.
+
+    Returns:
+        ``(texts, ids, metadatas, order)``: ``ids`` filled with :func:`content_id` when ``None``, and
+        ``order`` the positions to write (each id once).
+    """
+    texts, _ = as_text_list(texts, "texts")
+    if not texts:
+        raise InputValueError("`texts` must be a non-empty list of str; got an empty list. Pass at least one text.")
+    check_positive_int(batch_size, "batch_size")
+    ids = _check_ids(ids, texts)
+    metadatas = _check_metadatas(metadatas, len(texts))
+    return texts, ids, metadatas, _first_occurrences(ids, texts)
 
 
 def _check_ids(ids: Sequence[str] | None, texts: list[str]) -> list[str]:

@@ -9,9 +9,9 @@ from typing import Any
 import ray
 
 from st_plugins.core.validation import check_positive_int
-from st_plugins.errors import InputTypeError, InputValueError
+from st_plugins.errors import InputValueError
 from st_plugins.ray._batches import EmbedBatch, RerankBatch
-from st_plugins.ray._sink import ChromaDatasink
+from st_plugins.ray._sink import ChromaDatasink, _ef_config
 
 __all__ = ["embed_dataset", "rerank_dataset", "index_documents"]
 
@@ -36,6 +36,13 @@ def _resources(concurrency: int | None, num_cpus: float, num_gpus: float | None,
     if num_gpus:
         settings["num_gpus"] = num_gpus
     return settings
+
+
+def _map(ds: Any, cls: type, kwargs: dict[str, Any], rows_per_batch: int, resources: dict[str, Any]) -> Any:
+    """``ds.map_batches(cls)`` on an actor pool; ``cls(**kwargs)`` is made here first, so a bad setting fails now."""
+    cls(**kwargs)
+    return ds.map_batches(cls, fn_constructor_kwargs=kwargs, batch_size=check_positive_int(rows_per_batch, "rows_per_batch"),
+                          **resources)
 
 
 def embed_dataset(
@@ -67,9 +74,7 @@ def embed_dataset(
         InputValueError / InputTypeError: a bad setting (checked here, on the driver).
     """
     kwargs = {"model": model, "column": column, "output_column": output_column, **settings}
-    EmbedBatch(**kwargs)  # every setting checked now, not in an actor
-    return ds.map_batches(EmbedBatch, fn_constructor_kwargs=kwargs, batch_size=check_positive_int(rows_per_batch, "rows_per_batch"),
-                          **_resources(concurrency, num_cpus, num_gpus, _blocks))
+    return _map(ds, EmbedBatch, kwargs, rows_per_batch, _resources(concurrency, num_cpus, num_gpus, _blocks))
 
 
 def rerank_dataset(
@@ -88,9 +93,7 @@ def rerank_dataset(
     """``ds`` with an ``output_column`` of scores: :class:`RerankBatch` on an actor pool (see :func:`embed_dataset`)."""
     kwargs = {"model": model, "query_column": query_column, "document_column": document_column,
               "output_column": output_column, **settings}
-    RerankBatch(**kwargs)
-    return ds.map_batches(RerankBatch, fn_constructor_kwargs=kwargs, batch_size=check_positive_int(rows_per_batch, "rows_per_batch"),
-                          **_resources(concurrency, num_cpus, num_gpus))
+    return _map(ds, RerankBatch, kwargs, rows_per_batch, _resources(concurrency, num_cpus, num_gpus))
 
 
 def index_documents(
@@ -132,20 +135,10 @@ def index_documents(
     Returns:
         An :class:`~st_plugins.indexing.IndexResult` (ids in input order, added, already present, total).
     """
-    from st_plugins.chroma import ChromaEmbeddingFunction
-    from st_plugins.core.validation import as_text_list
-    from st_plugins.indexing import IndexResult, _check_ids, _check_metadatas, _first_occurrences
+    from st_plugins.indexing import IndexResult, check_documents
 
-    texts, _ = as_text_list(texts, "texts")
-    if not texts:
-        raise InputValueError("`texts` must be a non-empty list of str; got an empty list. Pass at least one text.")
-    check_positive_int(batch_size, "batch_size")
-    ids = _check_ids(ids, texts)
-    metadatas = _check_metadatas(metadatas, len(texts))
-    order = _first_occurrences(ids, texts)
-    if embedding_function is not None and not isinstance(embedding_function, ChromaEmbeddingFunction):
-        raise InputTypeError("`embedding_function` must be an st_plugins.chroma.ChromaEmbeddingFunction; "
-                             f"got {type(embedding_function).__name__}.")
+    texts, ids, metadatas, order = check_documents(texts, ids, metadatas, batch_size)
+    _ef_config(embedding_function)  # refuses anything but a ChromaEmbeddingFunction, before Ray starts
     if not ray.is_initialized():
         ray.init(log_to_driver=show_progress_bar)
     keys = sorted({k for m in metadatas or [] for k in m})

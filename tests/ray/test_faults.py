@@ -52,8 +52,8 @@ def _died(marker: Path) -> int:
 
 def test_an_embedding_actor_killed_mid_run_is_restarted_and_nothing_is_lost(ray_cluster, server, tmp_path, model,
                                                                            sentences):
-    texts, marker = sentences[:600], tmp_path / "actor.killed"
-    ds = ray.data.from_items([{"text": t} for t in texts], override_num_blocks=12)
+    texts, marker = sentences[:300], tmp_path / "actor.killed"
+    ds = ray.data.from_items([{"text": t} for t in texts], override_num_blocks=6)
     ds = ds.map_batches(EmbedDiesOnce, fn_constructor_kwargs={"marker": str(marker)}, batch_size=50,
                         compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1)
     ds.write_datasink(ChromaDatasink("actor-killed", url=server.url), ray_remote_args={"num_cpus": 0})
@@ -84,7 +84,7 @@ def _write_corpus(folder: Path, sentences: list[str], files: int) -> None:
 
 def test_the_index_job_killed_midway_and_run_again_ends_with_every_passage_once(ray_cluster, server, tmp_path,
                                                                                  model, sts_dev):
-    corpus = list(dict.fromkeys(s for p in sts_dev for s in (p.sentence1, p.sentence2)))[:2400]
+    corpus = list(dict.fromkeys(s for p in sts_dev for s in (p.sentence1, p.sentence2)))[:1600]
     _write_corpus(tmp_path / "docs", corpus, files=8)
     passages = read_passages([tmp_path / "docs"], max_words=1)
     unique = dict.fromkeys((content_id(p.text, p.source), p.text) for p in passages)  # a repeated line: one id
