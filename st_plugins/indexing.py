@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from st_plugins.core.validation import as_text_list, check_positive_int
-from st_plugins.errors import InputTypeError, InputValueError
+from st_plugins.errors import InputTypeError, InputValueError, StoreUnavailableError
 
 __all__ = ["IndexResult", "Passage", "content_id", "index_documents", "iter_text_files", "read_passages",
            "split_passages"]
@@ -87,12 +87,14 @@ def index_documents(
     Raises:
         InputTypeError: ``texts`` is ``None`` or holds a non-str (names the index); bad ``ids``/``metadatas``.
         InputValueError: ``texts`` is empty; lengths differ; the same id given for two different texts.
+        StoreUnavailableError: A Chroma server stopped answering (what was added stays; re-run to finish).
     """
     texts, ids, metadatas, order = check_documents(texts, ids, metadatas, batch_size)
     result = IndexResult(ids=ids)
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(order), desc="Indexing", unit="text", disable=not show_progress_bar) as bar:
+    with tqdm(total=len(order), desc="Indexing", unit="text", disable=not show_progress_bar) as bar, \
+            _StoreErrors(result, len(order)):
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             present = set(collection.get(ids=[ids[i] for i in chunk], include=[])["ids"])
@@ -106,6 +108,35 @@ def index_documents(
             bar.set_postfix(added=result.added, present=result.skipped)
     result.total = collection.count()
     return result
+
+
+class _StoreErrors:
+    """Turn a Chroma server that stops answering into :class:`StoreUnavailableError` (what was done, what to do)."""
+
+    def __init__(self, result: IndexResult, total: int) -> None:
+        self.result, self.total = result, total
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if exc is None or not _is_transport_error(exc):
+            return False
+        raise StoreUnavailableError(
+            f"The Chroma server stopped answering after {self.result.added + self.result.skipped} of {self.total} texts "
+            f"({type(exc).__name__}: {exc}). Nothing is lost: texts are stored under content ids, so start the server "
+            "again and re-run the same call: it adds exactly what is missing.") from None
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    import sys
+
+    from st_plugins.errors import StPluginsError
+
+    if isinstance(exc, StPluginsError):
+        return False
+    httpx = sys.modules.get("httpx")  # Chroma's HTTP client; imported only when a server is used
+    return isinstance(exc, ConnectionError) or (httpx is not None and isinstance(exc, httpx.TransportError))
 
 
 def check_documents(texts: Any, ids: Any, metadatas: Any, batch_size: Any) -> tuple[list[str], list[str], Any, list[int]]:

@@ -82,11 +82,34 @@ def _run_on_ray(args: argparse.Namespace, texts: list[str], ids: list[str], meta
     from st_plugins.chroma import ChromaEmbeddingFunction
     from st_plugins.ray import index_documents as ray_index_documents
 
-    if not ray.is_initialized():
-        ray.init(address=None if args.ray == "local" else args.ray, log_to_driver=not args.quiet)
+    address = ray_address(args.ray)
     ef = None if args.model is None else ChromaEmbeddingFunction(args.model)
+    if args.chroma_url is not None:
+        from st_plugins.chroma._collection import parse_url
+
+        parse_url(args.chroma_url)  # before a cluster starts
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=not args.quiet)
     result = ray_index_documents(texts, args.collection, path=args.db, url=args.chroma_url, ids=ids,
                                  metadatas=metadatas, embedding_function=ef, device=args.device,
                                  batch_size=args.batch_size, concurrency=args.actors, num_gpus=args.gpus_per_actor,
                                  show_progress_bar=not args.quiet)
     return result
+
+
+def ray_address(value: str) -> str:
+    """The ``--ray`` value as ``ray.init``'s address: ``local`` (a new cluster for this run), ``auto``,
+    ``ray://HOST:PORT`` or ``HOST:PORT``; a path (``--ray`` written before the paths) is refused.
+
+    Example:
+        >>> ray_address("local"), ray_address("10.0.0.5:6379"), ray_address("ray://head:10001")
+        ('local', '10.0.0.5:6379', 'ray://head:10001')
+    """
+    import os
+    import re
+
+    if value in ("local", "auto") or re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", value):
+        return value
+    hint = " It is a path: put --ray after the paths, or write --ray=ADDRESS." if os.path.exists(value) else ""
+    raise InputValueError(f"--ray takes a cluster address (auto, HOST:PORT or ray://HOST:PORT) or nothing for a local "
+                          f"cluster; got {value!r}.{hint}")

@@ -9,6 +9,7 @@ only settings, so they pickle cheaply; they do no model work of their own.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,23 @@ def _check_column_name(value: Any, name: str) -> str:
     return value
 
 
+def _device(device: str | None) -> str | None:
+    """``device``, else inside a Ray worker ``"cuda"`` only when Ray gave this actor a GPU (Ray shows every GPU
+    of the node to an actor without one), else ``None`` (the core's default)."""
+    if device is not None:
+        return device
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
+        return "cuda" if ray.get_gpu_ids() else "cpu"
+    return None
+
+
+def _check_optional_str(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InputTypeError(f"`{name}` must be a str or None; got {type(value).__name__} ({value!r}).")
+    return value
+
+
 def _backend(name: str) -> dict[str, str]:
     """``backend`` for :func:`get_model`, left out when it is the default (one cache entry with the other adapters)."""
     return {} if name == "auto" else {"backend": name}
@@ -60,7 +78,7 @@ class EmbedBatch:
         column: The input column of str.
         output_column: The column of vectors (one float32 array of the model's dimension per row).
         batch_size: Texts per forward pass inside the actor (Ray's own ``batch_size`` sets the rows per call).
-        device: ``"cpu"``, ``"cuda"``, ... (default: cuda when the actor was given a GPU, else cpu).
+        device: ``"cpu"``, ``"cuda"``, ... (default: in a Ray actor, cuda when Ray gave it a GPU, else cpu).
         backend: ``"auto"`` (the torch-free graph on the CPU), ``"onnx"``, ``"int8"``, ``"torch"`` or ``"bf16"``.
         role: ``"document"`` or ``"query"`` embed with the model's prompt for that role (as
             ``encode_document`` / ``encode_query``); ``None`` (default) as ``encode``.
@@ -103,17 +121,21 @@ class EmbedBatch:
             raise InputTypeError(f"`model` must be a model name, folder or hub id (str); got {type(model).__name__}.")
         name = os.fspath(model)
         self.model_name = os.path.abspath(name) if os.path.isdir(name) else name
-        self.revision = revision
+        self.revision = _check_optional_str(revision, "revision")
         self.column = _check_column_name(column, "column")
         self.output_column = _check_column_name(output_column, "output_column")
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.device, self.backend = device, check_backend(backend, ("auto", "torch", "onnx", "bf16", "int8"))
+        self.device = _check_optional_str(device, "device")
+        self.backend = check_backend(backend, ("auto", "torch", "onnx", "bf16", "int8"))
         self.role = check_choice(role, _ROLES, "role")
-        self.prompt_name, self.prompt = prompt_name, prompt
+        self.prompt_name = _check_optional_str(prompt_name, "prompt_name")
+        self.prompt = _check_optional_str(prompt, "prompt")
         if not isinstance(normalize_embeddings, bool):
             raise InputTypeError(f"`normalize_embeddings` must be a bool; got {normalize_embeddings!r}.")
         self.normalize_embeddings = normalize_embeddings
         self.truncate_dim = None if truncate_dim is None else check_positive_int(truncate_dim, "truncate_dim")
+        if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
+            raise InputTypeError(f"`model_kwargs` must be a dict (e.g. {{'dtype': 'bfloat16'}}) or None; got {model_kwargs!r}.")
         self.model_kwargs = dict(model_kwargs) if model_kwargs else None
 
     @property
@@ -121,7 +143,7 @@ class EmbedBatch:
         """This process's shared ``SentenceTransformer`` for these settings (loaded once)."""
         from st_plugins.core.cache import get_model
 
-        return get_model("bi", self.model_name, device=self.device, revision=self.revision, truncate_dim=self.truncate_dim,
+        return get_model("bi", self.model_name, device=_device(self.device), revision=self.revision, truncate_dim=self.truncate_dim,
                          model_kwargs=self.model_kwargs, **_backend(self.backend))
 
     def __call__(self, batch: Any) -> Any:
@@ -147,7 +169,7 @@ class RerankBatch:
         document_column: The column of documents (str).
         output_column: The score column.
         batch_size: Pairs per forward pass inside the actor.
-        device: ``"cpu"``, ``"cuda"``, ... (default: cuda when the actor was given a GPU, else cpu).
+        device: ``"cpu"``, ``"cuda"``, ... (default: in a Ray actor, cuda when Ray gave it a GPU, else cpu).
         backend: ``"auto"``, ``"onnx"``, ``"int8"``, ``"torch"`` or ``"bf16"``.
         apply_activation: Apply the model's activation (sigmoid for one label), as ``CrossEncoder.predict``
             does; ``False`` gives the raw logits.
@@ -177,7 +199,8 @@ class RerankBatch:
         self.document_column = _check_column_name(document_column, "document_column")
         self.output_column = _check_column_name(output_column, "output_column")
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.device, self.backend = device, check_backend(backend, ("auto", "torch", "onnx", "bf16", "int8"))
+        self.device = _check_optional_str(device, "device")
+        self.backend = check_backend(backend, ("auto", "torch", "onnx", "bf16", "int8"))
         if not isinstance(apply_activation, bool):
             raise InputTypeError(f"`apply_activation` must be a bool; got {apply_activation!r}.")
         self.apply_activation = apply_activation
@@ -187,7 +210,7 @@ class RerankBatch:
         """This process's shared ``CrossEncoder`` for these settings (loaded once)."""
         from st_plugins.core.cache import get_model
 
-        return get_model("cross", self.model_name, device=self.device, **_backend(self.backend))
+        return get_model("cross", self.model_name, device=_device(self.device), **_backend(self.backend))
 
     def __call__(self, batch: Any) -> Any:
         """``batch`` with :attr:`output_column` added: one score per (query, document) row, in row order."""

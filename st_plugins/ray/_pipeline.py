@@ -11,7 +11,7 @@ import ray
 from st_plugins.core.validation import check_positive_int
 from st_plugins.errors import InputValueError
 from st_plugins.ray._batches import EmbedBatch, RerankBatch
-from st_plugins.ray._sink import ChromaDatasink, _ef_config
+from st_plugins.ray._sink import ChromaDatasink, _unwrap
 
 __all__ = ["embed_dataset", "rerank_dataset", "index_documents"]
 
@@ -23,15 +23,15 @@ def _resources(concurrency: int | None, num_cpus: float, num_gpus: float | None,
         raise InputValueError(f"`num_cpus` must be a positive number (CPUs per actor); got {num_cpus!r}.")
     if num_gpus is not None and (not isinstance(num_gpus, (int, float)) or isinstance(num_gpus, bool) or num_gpus <= 0):
         raise InputValueError(f"`num_gpus` must be a positive number (GPUs per actor) or None; got {num_gpus!r}.")
+    total = ray.cluster_resources()
+    have, per = (total.get("GPU", 0), num_gpus) if num_gpus else (total.get("CPU", 1), num_cpus)
+    if num_gpus and have < num_gpus:
+        raise InputValueError(f"`num_gpus={num_gpus}` per actor (--gpus-per-actor), but the Ray cluster has {have:g} GPUs. "
+                              "Drop it to run on the CPUs.")
     if concurrency is None:
-        total = ray.cluster_resources()
-        have, per = (total.get("GPU", 0), num_gpus) if num_gpus else (total.get("CPU", 1), num_cpus)
-        if num_gpus and have < num_gpus:
-            raise InputValueError(f"`num_gpus={num_gpus}` per actor, but the Ray cluster has {have:g} GPUs. "
-                                  "Drop num_gpus to run on the CPUs.")
         concurrency = max(1, min(int(have // per), blocks or int(have // per)))
     else:
-        concurrency = check_positive_int(concurrency, "concurrency")
+        concurrency = check_positive_int(concurrency, "concurrency")  # --actors
     settings: dict[str, Any] = {"compute": ray.data.ActorPoolStrategy(size=concurrency), "num_cpus": num_cpus}
     if num_gpus:
         settings["num_gpus"] = num_gpus
@@ -40,6 +40,12 @@ def _resources(concurrency: int | None, num_cpus: float, num_gpus: float | None,
 
 def _map(ds: Any, cls: type, kwargs: dict[str, Any], rows_per_batch: int, resources: dict[str, Any]) -> Any:
     """``ds.map_batches(cls)`` on an actor pool; ``cls(**kwargs)`` is made here first, so a bad setting fails now."""
+    import inspect
+
+    allowed = [n for n in inspect.signature(cls).parameters]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise InputValueError(f"Unknown {cls.__name__} settings {unknown}; allowed: {allowed}.")
     cls(**kwargs)
     return ds.map_batches(cls, fn_constructor_kwargs=kwargs, batch_size=check_positive_int(rows_per_batch, "rows_per_batch"),
                           **resources)
@@ -135,31 +141,37 @@ def index_documents(
     Returns:
         An :class:`~st_plugins.indexing.IndexResult` (ids in input order, added, already present, total).
     """
+    import json
+
     from st_plugins.indexing import IndexResult, check_documents
 
     texts, ids, metadatas, order = check_documents(texts, ids, metadatas, batch_size)
-    _ef_config(embedding_function)  # refuses anything but a ChromaEmbeddingFunction, before Ray starts
+    # Metadata travels as one JSON string per row: Ray's numpy batches would turn a column with gaps into floats.
+    sink = ChromaDatasink(collection, path=path, url=url, embedding_function=embedding_function, id_column="id",
+                          metadata_json_column="metadata" if metadatas else None)  # checks path / url first
     if not ray.is_initialized():
         ray.init(log_to_driver=show_progress_bar)
-    keys = sorted({k for m in metadatas or [] for k in m})
-    sink = ChromaDatasink(collection, path=path, url=url, embedding_function=embedding_function, id_column="id",
-                          metadata_columns={f"meta.{k}": k for k in keys})
     try:
         ef = sink.embedding_function()
         present = sink.present([ids[i] for i in order])
         todo = [i for i in order if ids[i] not in present]
         result = IndexResult(ids=ids, added=len(todo), skipped=len(order) - len(todo))
         if todo:
-            rows = [{"id": ids[i], "text": texts[i], **{f"meta.{k}": (metadatas[i].get(k) if metadatas else None)
-                                                         for k in keys}} for i in todo]
+            rows = [{"id": ids[i], "text": texts[i], **({"metadata": json.dumps(metadatas[i])} if metadatas else {})}
+                    for i in todo]
             context = ray.data.DataContext.get_current()
-            context.enable_progress_bars = show_progress_bar
-            blocks = max(1, min(-(-len(rows) // 128), 200))
-            ds = ray.data.from_items(rows, override_num_blocks=blocks)
-            ds = embed_dataset(ds, ef.model_name, concurrency=concurrency, num_gpus=num_gpus, batch_size=batch_size,
-                               rows_per_batch=128, _blocks=blocks, **_settings_of(ef, device))
-            ds.write_datasink(sink, ray_remote_args={"num_cpus": 0})
-        result.total = sink.count()
+            bars, context.enable_progress_bars = context.enable_progress_bars, show_progress_bar
+            try:
+                blocks = max(1, min(-(-len(rows) // 128), 200))
+                ds = ray.data.from_items(rows, override_num_blocks=blocks)
+                ds = embed_dataset(ds, ef.model_name, concurrency=concurrency, num_gpus=num_gpus, batch_size=batch_size,
+                                   rows_per_batch=max(128, batch_size), _blocks=blocks, **_settings_of(ef, device))
+                ds.write_datasink(sink, ray_remote_args={"num_cpus": 0})
+            except Exception as exc:  # a typed error from a task arrives wrapped (with the remote traceback)
+                raise _unwrap(exc) from None
+            finally:
+                context.enable_progress_bars = bars
+        result.total = sink.rows_in_collection if sink.rows_in_collection is not None else sink.count()
     finally:
         sink.close()
     return result

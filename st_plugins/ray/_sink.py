@@ -48,11 +48,18 @@ def _open(client: Any, name: str, ef_config: dict[str, Any] | None, where: str) 
 
     from st_plugins.chroma import ChromaEmbeddingFunction
 
+    from chromadb.errors import InvalidArgumentError
+
     try:
         collection = client.get_collection(name)
     except NotFoundError:
         ef = ChromaEmbeddingFunction() if ef_config is None else ChromaEmbeddingFunction.build_from_config(ef_config)
-        return client.get_or_create_collection(name, embedding_function=ef)
+        try:
+            return client.get_or_create_collection(name, embedding_function=ef)
+        except InvalidArgumentError as exc:
+            raise InputValueError(f"Chroma refuses the collection name {name!r}: {exc}") from None
+    except InvalidArgumentError as exc:
+        raise InputValueError(f"Chroma refuses the collection name {name!r}: {exc}") from None
     stored = (collection.configuration_json or {}).get("embedding_function") or {}
     if stored.get("name") != ChromaEmbeddingFunction.name():
         raise InputValueError(f"Collection {name!r} at {where} embeds with {stored.get('name') or 'no known function'!r}, "
@@ -131,7 +138,10 @@ class ChromaDatasink(Datasink):
         id_column: A column of ids (str); ``None`` (default): :func:`~st_plugins.indexing.content_id` of
             the document, so the same text always gets the same id.
         metadata_columns: Columns stored as each row's metadata (str, int, float or bool values; a
-            missing value is left out), or a ``{column: metadata key}`` mapping to store them under other keys.
+            missing value (None or NaN) is left out), or a ``{column: metadata key}`` mapping to store them
+            under other keys.
+        metadata_json_column: A column holding each row's metadata as a JSON object (str), for metadata
+            whose keys differ between rows (Ray's numpy batches turn a column with gaps into floats).
         batch_size: Rows per upsert call.
 
     Writes are upserts: re-running a job, or Ray retrying a task, never duplicates a row.
@@ -152,6 +162,7 @@ class ChromaDatasink(Datasink):
         embedding_column: str = "embedding",
         id_column: str | None = None,
         metadata_columns: Sequence[str] | Mapping[str, str] = (),
+        metadata_json_column: str | None = None,
         batch_size: int = 256,
     ) -> None:
         from st_plugins.chroma._collection import parse_url
@@ -166,6 +177,10 @@ class ChromaDatasink(Datasink):
                             (embedding_column, "embedding_column")):
             if not isinstance(value, str) or not value:
                 raise InputTypeError(f"`{name}` must be a non-empty str; got {value!r}.")
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InputTypeError(f"`path` must be a folder (str or path); got {type(path).__name__}.")
+        if metadata_json_column is not None and (not isinstance(metadata_json_column, str) or not metadata_json_column):
+            raise InputTypeError(f"`metadata_json_column` must be a column name (str) or None; got {metadata_json_column!r}.")
         if id_column is not None and (not isinstance(id_column, str) or not id_column):
             raise InputTypeError(f"`id_column` must be a column name (str) or None; got {id_column!r}.")
         pairs = metadata_columns.items() if isinstance(metadata_columns, Mapping) else (
@@ -180,6 +195,8 @@ class ChromaDatasink(Datasink):
         self.ef_config = _ef_config(embedding_function)
         self.document_column, self.embedding_column, self.id_column = document_column, embedding_column, id_column
         self.metadata_columns = dict(pairs)
+        self.metadata_json_column = metadata_json_column
+        self.rows_in_collection: int | None = None  # set when a write completes
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self._writer_name = f"st_plugins_chroma_writer_{uuid.uuid4().hex}"
         self._writer_handle: Any = None  # held by the driver: Ray ends an actor once no handle to it is left
@@ -206,7 +223,9 @@ class ChromaDatasink(Datasink):
     def count(self) -> int:
         """How many rows the collection holds (made, or checked against ``embedding_function``, on first use)."""
         if self.url is not None:
-            return self._server_collection().count()
+            collection = self._server_collection()
+            with self._unavailable("Counting"):
+                return collection.count()
         return self._call(self._writer().count.remote())
 
     def embedding_function(self) -> Any:
@@ -225,7 +244,9 @@ class ChromaDatasink(Datasink):
         for start in range(0, len(ids), chunk):
             part = ids[start:start + chunk]
             if self.url is not None:
-                found.update(self._server_collection().get(ids=part, include=[])["ids"])
+                collection = self._server_collection()
+                with self._unavailable("Reading"):
+                    found.update(collection.get(ids=part, include=[])["ids"])
             else:
                 found.update(self._call(self._writer().present.remote(part)))
         return found
@@ -235,8 +256,17 @@ class ChromaDatasink(Datasink):
         if self.path is None:
             return
         handle, self._writer_handle = self._writer_handle, None
-        if handle is not None:
-            ray.kill(handle, no_restart=True)
+        if handle is None:
+            return
+        ray.kill(handle, no_restart=True)
+        import time
+
+        for _ in range(200):  # until Ray has let the name go, so the folder is closed and the name reusable
+            try:
+                ray.get_actor(self._writer_name)
+            except ValueError:
+                return
+            time.sleep(0.05)
 
     def _writer(self) -> Any:
         """The folder's writer actor: started on this node on first use, then found by name from any task."""
@@ -251,7 +281,25 @@ class ChromaDatasink(Datasink):
     def _server_collection(self) -> Any:
         from st_plugins.chroma import connect
 
-        return _open(connect(url=self.url), self.collection, self.ef_config, self.url)
+        with self._unavailable("Opening"):
+            return _open(connect(url=self.url), self.collection, self.ef_config, self.url)
+
+    def _unavailable(self, what: str) -> Any:
+        """A context turning a transport failure into :class:`StoreUnavailableError` naming the server."""
+        import contextlib
+
+        sink = self
+
+        @contextlib.contextmanager
+        def guard():
+            try:
+                yield
+            except _transport_errors() as exc:
+                raise StoreUnavailableError(
+                    f"{what} collection {sink.collection!r} at {sink.where} failed: {type(exc).__name__}: {exc}. Rows "
+                    "already written stay (each under its content id); start the server again and re-run the same "
+                    "job: it adds exactly what is missing.") from None
+        return guard()
 
     @staticmethod
     def _call(ref: Any) -> Any:
@@ -269,14 +317,14 @@ class ChromaDatasink(Datasink):
             table = BlockAccessor.for_block(block).to_arrow()
             for start in range(0, table.num_rows, self.batch_size):
                 chunk = self._rows(table.slice(start, self.batch_size))
+                from chromadb.errors import InvalidArgumentError
+
                 try:
-                    target(chunk)
-                except _transport_errors() as exc:
-                    raise StoreUnavailableError(
-                        f"Writing {len(chunk.ids)} rows into collection {self.collection!r} at {self.where} failed: "
-                        f"{type(exc).__name__}: {exc}. Rows already written stay (each under its content id); "
-                        "start the server again and re-run the same job: it adds exactly what is missing."
-                    ) from None
+                    with self._unavailable(f"Writing {len(chunk.ids)} rows into"):
+                        target(chunk)
+                except InvalidArgumentError as exc:  # e.g. vectors of another dimension than the collection's
+                    raise InputValueError(f"Chroma refuses {len(chunk.ids)} rows for collection {self.collection!r} "
+                                          f"at {self.where}: {exc}. Embed with the collection's model.") from None
                 rows += len(chunk.ids)
         return {"rows": rows}
 
@@ -308,11 +356,24 @@ class ChromaDatasink(Datasink):
         metadatas = None
         if self.metadata_columns:
             values = {c: table.column(c).to_pylist() for c in self.metadata_columns}
-            metadatas = [{k: values[c][i] for c, k in self.metadata_columns.items() if values[c][i] is not None} or None
+            metadatas = [{k: values[c][i] for c, k in self.metadata_columns.items() if not _missing(values[c][i])} or None
                          for i in range(len(documents))]  # Chroma takes None for a row without metadata
+        if self.metadata_json_column:
+            if self.metadata_json_column not in columns:
+                raise InputValueError(f"Column {self.metadata_json_column!r} is not in the dataset, which has "
+                                      f"{sorted(columns)}; pass the right metadata_json_column.")
+            metadatas = [({**(metadatas[i] or {})} if metadatas else {}) | _json_object(v, self.metadata_json_column, i)
+                         for i, v in enumerate(table.column(self.metadata_json_column).to_pylist())]
+            metadatas = [m or None for m in metadatas]
         for i, value in enumerate(ids):
             if not isinstance(value, str) or not value:
                 raise InputTypeError(f"`{self.id_column}[{i}]` of a block must be a non-empty str; got {value!r}.")
+        first: dict[str, int] = {}
+        for i, value in enumerate(ids):
+            j = first.setdefault(value, i)
+            if documents[j] != documents[i]:
+                raise InputValueError(f"Rows {j} and {i} of a block share the id {value!r} but their texts differ. "
+                                      "Make ids unique (or leave id_column=None: content ids).")
         keep = list({value: i for i, value in enumerate(ids)}.values())  # one row per id (same id, same content)
         if len(keep) < len(ids):
             ids, documents = [ids[i] for i in keep], [documents[i] for i in keep]
@@ -321,16 +382,32 @@ class ChromaDatasink(Datasink):
         return _Rows(ids, documents, embeddings, metadatas)
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)  # None or NaN
+
+
+def _json_object(value: Any, column: str, row: int) -> dict[str, Any]:
+    import json
+
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise InputTypeError(f"`{column}[{row}]` must be a JSON object (str); got {value!r:.60}.")
+    return parsed
+
+
 def _vectors(column: Any) -> np.ndarray:
     """A 2-D float32 array from a tensor column (Ray's) or a list column (plain Arrow: one array per row)."""
     column = np.asarray(column)
     if column.dtype == object:
         try:
             return np.stack([np.asarray(v, dtype=np.float32) for v in column]) if len(column) else column.astype(np.float32)
-        except ValueError:
-            lengths = sorted({len(v) for v in column})
-            raise InputValueError(f"The vectors of one block differ in length ({lengths}); every row must have the "
-                                  "model's dimension.") from None
+        except (TypeError, ValueError):
+            lengths = sorted({-1 if v is None else len(v) for v in column})
+            raise InputValueError(f"The vectors of one block differ in length ({lengths}; -1: no vector); every row "
+                                  "must have one of the model's dimension.") from None
     return column.astype(np.float32, copy=False)
 
 
@@ -338,9 +415,16 @@ def _unwrap(exc: BaseException) -> BaseException:
     """The st_plugins error inside a Ray actor/task error, when there is one."""
     from st_plugins.errors import StPluginsError
 
-    inner = exc
-    for _ in range(4):  # RayTaskError.cause, nested when an actor's task failed inside a task
-        if getattr(inner, "cause", None) is None:
-            break
-        inner = inner.cause
-    return inner if isinstance(inner, StPluginsError) else exc
+    seen, todo = 0, [exc]
+    while todo and seen < 12:  # RayTaskError.cause (nested when an actor's task failed inside a task), __cause__
+        inner, seen = todo.pop(0), seen + 1
+        if isinstance(inner, StPluginsError) and not isinstance(inner, ray.exceptions.RayError):
+            return inner
+        if isinstance(inner, StPluginsError):  # Ray's dual class: its message is the remote traceback
+            cause = getattr(inner, "cause", None)
+            if isinstance(cause, StPluginsError):
+                return cause
+            ours = next(c for c in type(inner).__mro__ if issubclass(c, StPluginsError) and not issubclass(c, ray.exceptions.RayError))
+            return ours(str(inner).strip().splitlines()[-1].split(": ", 1)[-1])  # the last line: our message
+        todo += [e for e in (getattr(inner, "cause", None), inner.__cause__, inner.__context__) if e is not None]
+    return exc

@@ -119,6 +119,8 @@ def test_cli_search_rerank_orders_by_cross_encoder(docs_db, capsys, monkeypatch,
     (["search", "q", "--db", "{db}", "-k", "0"], r"`-k` must be a positive int; got 0"),
     (["index", "{repo}/docs/index.md", "--db", "{db}", "--model", "paraphrase-MiniLM-L3-v2"], r"Cannot change \['model_name'\]"),
     (["index", "{repo}/docs/index.md", "--db", "{tmp}/nowhere", "--actors", "2"], r"--actors and --gpus-per-actor need --ray"),
+    (["index", "--ray", "{repo}/docs/index.md", "{repo}/docs/chroma.md", "--db", "{tmp}/nowhere"],
+     r"--ray takes a cluster address .*got '.*index\.md'\. It is a path: put --ray after the paths"),
     (["search", "q", "--chroma-url", "localhost:8000"], r"A Chroma server URL must look like http://HOST:PORT"),
     (["search", "q", "--chroma-url", "http://127.0.0.1:9"], r"No Chroma server answers at http://127\.0\.0\.1:9 .*chroma run"),
 ])

@@ -65,6 +65,8 @@ def test_embed_batch_works_on_pandas_batches(model):
     ({"role": "passage"}, InputValueError, r"`role` must be one of \[None, 'query', 'document'\]; got 'passage'"),
     ({"model": 3}, InputTypeError, r"`model` must be a model name, folder or hub id \(str\); got int"),
     ({"normalize_embeddings": "yes"}, InputTypeError, r"`normalize_embeddings` must be a bool; got 'yes'"),
+    ({"prompt_name": 3}, InputTypeError, r"`prompt_name` must be a str or None; got int \(3\)"),
+    ({"model_kwargs": "bf16"}, InputTypeError, r"`model_kwargs` must be a dict"),
 ])
 def test_embed_batch_settings_are_checked_on_the_driver(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -97,7 +99,11 @@ def test_a_bad_row_inside_ray_surfaces_as_the_typed_error(ray_cluster):
 
 def test_dataset_helpers_refuse_gpus_the_cluster_does_not_have(ray_cluster):
     ds = ray.data.from_items([{"text": "a"}])
-    with pytest.raises(InputValueError, match=r"`num_gpus=1` per actor, but the Ray cluster has 0 GPUs"):
+    with pytest.raises(InputValueError, match=r"`num_gpus=1` per actor \(--gpus-per-actor\), but the Ray cluster has 0 GPUs"):
         embed_dataset(ds, num_gpus=1)
+    with pytest.raises(InputValueError, match=r"`num_gpus=1` per actor .*has 0 GPUs"):
+        embed_dataset(ds, num_gpus=1, concurrency=2)  # also with a fixed actor count: never a wait for ever
     with pytest.raises(InputValueError, match=r"`concurrency` must be a positive int; got 0"):
         rerank_dataset(ds, "st-plugins/stsb-reranker", concurrency=0)
+    with pytest.raises(InputValueError, match=r"Unknown EmbedBatch settings \['batchsize'\]; allowed: \['model'"):
+        embed_dataset(ds, batchsize=8)

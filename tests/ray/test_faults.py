@@ -42,14 +42,6 @@ def _exactly_once(collection, texts, ids, model):
     assert np.abs(np.asarray(got["embeddings"])[pick] - model.encode(texts)).max() <= 1e-6
 
 
-def _died(marker: Path) -> int:
-    """The pid the fault killed (it wrote the marker just before SIGKILL); checks that it is gone."""
-    pid = int(marker.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
-    return pid
-
-
 def test_an_embedding_actor_killed_mid_run_is_restarted_and_nothing_is_lost(ray_cluster, server, tmp_path, model,
                                                                            sentences):
     texts, marker = sentences[:300], tmp_path / "actor.killed"
@@ -58,7 +50,6 @@ def test_an_embedding_actor_killed_mid_run_is_restarted_and_nothing_is_lost(ray_
                         compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1)
     ds.write_datasink(ChromaDatasink("actor-killed", url=server.url), ray_remote_args={"num_cpus": 0})
     assert marker.exists(), "the fault did not fire"
-    _died(marker)
     _exactly_once(server.client().get_collection("actor-killed"), texts, [content_id(t) for t in texts], model)
 
 
@@ -71,7 +62,7 @@ def test_a_write_task_killed_after_its_first_chunk_is_retried_without_duplicates
     (tmp_path / "unused").write_text("0")  # the embedding side stays healthy here
     ds.write_datasink(SinkDiesOnce(str(marker), "writer-killed", url=server.url, batch_size=50),
                       ray_remote_args={"num_cpus": 0})
-    _died(marker)
+    assert marker.exists(), "the fault did not fire"
     _exactly_once(server.client().get_collection("writer-killed"), texts, [content_id(t) for t in texts], model)
 
 
@@ -100,9 +91,10 @@ def test_the_index_job_killed_midway_and_run_again_ends_with_every_passage_once(
         if written > 0:
             break
         time.sleep(0.1)
-    os.killpg(job.pid, signal.SIGKILL)  # the driver and anything it started
+    if job.poll() is None:
+        os.killpg(job.pid, signal.SIGKILL)  # the driver and anything it started
     output = job.communicate()[0].decode(errors="replace")
-    assert job.returncode == -signal.SIGKILL, output[-3000:]
+    assert job.returncode == -signal.SIGKILL, f"the job ended by itself before the kill:\n{output[-3000:]}"
     time.sleep(1)  # in-flight writes of the dead job settle
     left = client.get_collection("killed-job").count()
     assert 0 < left < len(unique), f"the kill was not mid-run: {left} of {len(unique)} written"

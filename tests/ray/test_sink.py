@@ -48,7 +48,10 @@ def test_index_documents_into_a_folder_equals_the_single_process_index(ray_clust
     from st_plugins.chroma import open_collection
     from st_plugins.indexing import index_documents as index_here
 
-    texts, metas = sentences[:200], [{"source": f"f{i % 3}.md", "passage": i} for i in range(200)]
+    # keys that differ between rows, ints, floats, bools and str: stored as given, as without Ray
+    texts = sentences[:200]
+    metas = [{"source": f"f{i % 3}.md", "passage": i} | ({"page": i // 7} if i % 2 else {"tag": "x", "ok": i % 4 == 0})
+             | ({"score": i / 8} if i % 5 == 0 else {}) for i in range(200)]
     ids = [content_id(t, m["source"]) for t, m in zip(texts, metas)]
     first = index_documents(texts[:120], path=tmp_path / "ray_db", ids=ids[:120], metadatas=metas[:120],
                             show_progress_bar=False)
@@ -63,6 +66,7 @@ def test_index_documents_into_a_folder_equals_the_single_process_index(ray_clust
     got, want = _stored(ray_side, ids), _stored(single, ids)
     assert np.abs(got[0] - want[0]).max() <= 1e-6 and got[1:] == want[1:]
     assert ray_side.configuration_json["embedding_function"] == single.configuration_json["embedding_function"]
+    assert got[2] == metas and type(got[2][1]["page"]) is int  # nothing turned into floats or NaN on the way
 
 
 def test_an_existing_collection_keeps_its_model(ray_cluster, tmp_path, sentences):
@@ -71,6 +75,14 @@ def test_an_existing_collection_keeps_its_model(ray_cluster, tmp_path, sentences
     with pytest.raises(InputValueError, match=r"Cannot change \['normalize_embeddings'\]"):
         index_documents(sentences[:20], path=tmp_path / "db", embedding_function=other, show_progress_bar=False)
     assert chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("st_plugins").count() == 10
+
+
+def test_an_error_inside_ray_reaches_the_caller_as_the_typed_error(ray_cluster, tmp_path, sentences):
+    with pytest.raises(InputValueError, match=r"^Chroma refuses the collection name 'ab'") as caught:
+        index_documents(sentences[:4], "ab", path=tmp_path / "db", show_progress_bar=False)
+    assert not isinstance(caught.value, ray.exceptions.RayError) and "Traceback" not in str(caught.value)
+    with pytest.raises(InputValueError, match=r"`num_gpus=1` per actor \(--gpus-per-actor\), but the Ray cluster has 0"):
+        index_documents(sentences[:4], path=tmp_path / "db", concurrency=2, num_gpus=1, show_progress_bar=False)
 
 
 def test_a_server_that_does_not_answer_is_a_store_error(ray_cluster):
