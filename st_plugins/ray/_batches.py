@@ -58,6 +58,19 @@ def _check_optional_str(value: Any, name: str) -> str | None:
     return value
 
 
+def _set_model_settings(obj: Any, model: Any, output_column: Any, batch_size: Any, device: Any, backend: Any) -> None:
+    """The settings both callables share, checked: ``model_name`` (folders made absolute), ``output_column``,
+    ``batch_size``, ``device``, ``backend``."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise InputTypeError(f"`model` must be a model name, folder or hub id (str); got {type(model).__name__}.")
+    name = os.fspath(model)
+    obj.model_name = os.path.abspath(name) if os.path.isdir(name) else name
+    obj.output_column = _check_column_name(output_column, "output_column")
+    obj.batch_size = check_positive_int(batch_size, "batch_size")
+    obj.device = _check_optional_str(device, "device")
+    obj.backend = check_backend(backend, ("auto", "torch", "onnx", "bf16", "int8"))
+
+
 def _backend(name: str) -> dict[str, str]:
     """``backend`` for :func:`get_model`, left out when it is the default (one cache entry with the other adapters)."""
     return {} if name == "auto" else {"backend": name}
@@ -117,16 +130,9 @@ class EmbedBatch:
         model_kwargs: dict[str, Any] | None = None,
         revision: str | None = None,
     ) -> None:
-        if not isinstance(model, (str, os.PathLike)):
-            raise InputTypeError(f"`model` must be a model name, folder or hub id (str); got {type(model).__name__}.")
-        name = os.fspath(model)
-        self.model_name = os.path.abspath(name) if os.path.isdir(name) else name
+        _set_model_settings(self, model, output_column, batch_size, device, backend)
         self.revision = _check_optional_str(revision, "revision")
         self.column = _check_column_name(column, "column")
-        self.output_column = _check_column_name(output_column, "output_column")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.device = _check_optional_str(device, "device")
-        self.backend = check_backend(backend, ("auto", "torch", "onnx", "bf16", "int8"))
         self.role = check_choice(role, _ROLES, "role")
         self.prompt_name = _check_optional_str(prompt_name, "prompt_name")
         self.prompt = _check_optional_str(prompt, "prompt")
@@ -188,16 +194,9 @@ class RerankBatch:
         backend: str = "auto",
         apply_activation: bool = True,
     ) -> None:
-        if not isinstance(model, (str, os.PathLike)):
-            raise InputTypeError(f"`model` must be a model name, folder or hub id (str); got {type(model).__name__}.")
-        name = os.fspath(model)
-        self.model_name = os.path.abspath(name) if os.path.isdir(name) else name
+        _set_model_settings(self, model, output_column, batch_size, device, backend)
         self.query_column = _check_column_name(query_column, "query_column")
         self.document_column = _check_column_name(document_column, "document_column")
-        self.output_column = _check_column_name(output_column, "output_column")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.device = _check_optional_str(device, "device")
-        self.backend = check_backend(backend, ("auto", "torch", "onnx", "bf16", "int8"))
         if not isinstance(apply_activation, bool):
             raise InputTypeError(f"`apply_activation` must be a bool; got {apply_activation!r}.")
         self.apply_activation = apply_activation
