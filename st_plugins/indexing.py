@@ -120,7 +120,7 @@ class _StoreErrors:
         return None
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if exc is None or not _is_transport_error(exc):
+        if exc is None or not is_transport_error(exc):
             return False
         raise StoreUnavailableError(
             f"The Chroma server stopped answering after {self.result.added + self.result.skipped} of {self.total} texts "
@@ -128,7 +128,11 @@ class _StoreErrors:
             "again and re-run the same call: it adds exactly what is missing.") from None
 
 
-def _is_transport_error(exc: BaseException) -> bool:
+def is_transport_error(exc: BaseException) -> bool:
+    """A Chroma server that did not answer (httpx transport, connection or timeout errors), not one of ours.
+
+    Shared by :func:`index_documents` and ``st_plugins.ray.ChromaDatasink``.
+    """
     import sys
 
     from st_plugins.errors import StPluginsError
@@ -136,7 +140,7 @@ def _is_transport_error(exc: BaseException) -> bool:
     if isinstance(exc, StPluginsError):
         return False
     httpx = sys.modules.get("httpx")  # Chroma's HTTP client; imported only when a server is used
-    return isinstance(exc, ConnectionError) or (httpx is not None and isinstance(exc, httpx.TransportError))
+    return isinstance(exc, (ConnectionError, TimeoutError)) or (httpx is not None and isinstance(exc, httpx.TransportError))
 
 
 def check_documents(texts: Any, ids: Any, metadatas: Any, batch_size: Any) -> tuple[list[str], list[str], Any, list[int]]:

@@ -73,12 +73,6 @@ def _stored_config(collection: Any) -> dict[str, Any]:
     return dict(collection.configuration_json["embedding_function"]["config"])
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    import httpx
-
-    return (httpx.TransportError, ConnectionError, TimeoutError)
-
-
 class _Rows:
     """One chunk of rows for Chroma: ids, documents, embeddings, metadatas (ids unique)."""
 
@@ -294,7 +288,11 @@ class ChromaDatasink(Datasink):
         def guard():
             try:
                 yield
-            except _transport_errors() as exc:
+            except Exception as exc:
+                from st_plugins.indexing import is_transport_error
+
+                if not is_transport_error(exc):
+                    raise
                 raise StoreUnavailableError(
                     f"{what} collection {sink.collection!r} at {sink.where} failed: {type(exc).__name__}: {exc}. Rows "
                     "already written stay (each under its content id); start the server again and re-run the same "
