@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from st_plugins.core.compat import refuse_unsupported, renamed_kwargs
 from st_plugins.core.encoder import Encoder, token_limit
 from st_plugins.core.quantization import PRECISIONS, quantization_ranges, quantize_embeddings
 from st_plugins.core.resolve import resolve_model_path
@@ -55,6 +56,11 @@ class SentenceTransformer(Encoder):
         local_files_only: Never touch the network.
         truncate_dim: Keep only the first ``truncate_dim`` dimensions (Matryoshka models).
         model_kwargs: ``dtype`` (``"float32"``, ``"bfloat16"``, ...) and ``attn_implementation``.
+        processor_kwargs: Passed to the tokenizer (``tokenizer_kwargs``, the old name, is accepted too).
+        config_kwargs: Passed to the transformers config (loads the torch engine).
+        token / use_auth_token: Hub token (``use_auth_token`` is the old name).
+        modules: Not supported (build the model with sentence-transformers and load the saved folder).
+        model_card_data: Kept as :attr:`model_card_data`; st_plugins writes no model card.
         allow_pickle: Accept ``pytorch_model.bin`` checkpoints (unsafe; off by default).
         backend: ``"auto"`` (default: the runtime's exact fp32 graph on the CPU, built once per machine
             and model, else torch), ``"torch"``, ``"onnx"`` (exact, CPU), ``"bf16"`` (torch bfloat16
@@ -69,25 +75,34 @@ class SentenceTransformer(Encoder):
     _kind = "bi"
     _allowed = ("auto", "torch", "onnx", "bf16", "int8")
 
+    @renamed_kwargs(tokenizer_kwargs="processor_kwargs")
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,
+        *,
+        modules: Any = None,
         device: str | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
-        similarity_fn_name: str | SimilarityFunction | None = None,
         cache_folder: str | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
         local_files_only: bool = False,
         token: bool | str | None = None,
-        truncate_dim: int | None = None,
+        use_auth_token: bool | str | None = None,
         model_kwargs: dict[str, Any] | None = None,
-        tokenizer_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
-        allow_pickle: bool = False,
+        model_card_data: Any = None,
         backend: str = "auto",
+        similarity_fn_name: str | SimilarityFunction | None = None,
+        truncate_dim: int | None = None,
+        allow_pickle: bool = False,
     ) -> None:
+        refuse_unsupported(modules=modules)
+        token = token if token is not None else use_auth_token
+        tokenizer_kwargs = processor_kwargs
+        self.model_card_data = model_card_data
         root = resolve_model_path(
             model_name_or_path if model_name_or_path is not None else DEFAULT_MODEL,
             cache_folder=cache_folder, revision=revision, local_files_only=local_files_only, token=token, kind="bi",
@@ -206,9 +221,10 @@ class SentenceTransformer(Encoder):
         emb, rows = in_input_order(stream, len(texts), show, "text", keep=(True, tokens))
         return emb, rows, encodings
 
+    @renamed_kwargs(sentences="inputs")
     def encode(
         self,
-        sentences: str | list[str],
+        inputs: str | list[str],
         prompt_name: str | None = None,
         prompt: str | None = None,
         batch_size: int = 32,
@@ -220,12 +236,16 @@ class SentenceTransformer(Encoder):
         device: str | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        *,
         ranges: np.ndarray | None = None,
     ) -> Any:
         """Embed one text (1-D result) or a list of texts (2-D result), in input order.
 
         Args:
-            sentences: A str or a list of str (empty strings are fine; over-long texts are truncated).
+            inputs: A str or a list of str (empty strings are fine; over-long texts are truncated);
+                ``sentences=`` (the old name) is accepted too.
             prompt_name: Key of :attr:`prompts` whose text is prepended.
             prompt: Text to prepend (wins over ``prompt_name``).
             batch_size: Texts per forward pass (batches are formed by token length).
@@ -237,6 +257,9 @@ class SentenceTransformer(Encoder):
             device: Run on this device; the model itself stays where it is.
             normalize_embeddings: L2-normalize the returned vectors.
             truncate_dim: Keep the first ``truncate_dim`` dimensions.
+            pool: Not supported (sentence-transformers' multi-process pool): one process already uses
+                every core; scale out with :mod:`st_plugins.ray`.
+            chunk_size: Only meaningful with ``pool``; ignored.
             ranges: int8/uint8 calibration ranges ``(2, dim)``; default: the model's
                 :attr:`quantization_ranges`, else the batch itself, else :meth:`calibrate_quantization`.
 
@@ -248,7 +271,8 @@ class SentenceTransformer(Encoder):
             InputValueError: ``batch_size <= 0``, unknown ``prompt_name``, precision or output_value,
                 ``truncate_dim`` larger than the dimension.
         """
-        texts, single = as_text_list(sentences)
+        refuse_unsupported(pool=pool)
+        texts, single = as_text_list(inputs, "inputs")
         check_positive_int(batch_size, "batch_size")
         check_choice(precision, PRECISIONS, "precision")
         check_choice(output_value, OUTPUT_VALUES, "output_value")
@@ -327,19 +351,57 @@ class SentenceTransformer(Encoder):
             self.quantization_ranges = ranges
         return ranges
 
-    def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
-                     **kwargs: Any) -> Any:
-        """:meth:`encode` with the model's ``"query"`` prompt unless another is given."""
+    @renamed_kwargs(sentences="inputs")
+    def encode_query(
+        self,
+        inputs: str | list[str],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
+        precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`encode` with the model's ``"query"`` prompt unless another is given (``kwargs``: ``ranges``)."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
+        return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
+                           convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,
+                           chunk_size, **kwargs)
 
-    def encode_document(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
-                        **kwargs: Any) -> Any:
+    @renamed_kwargs(sentences="inputs")
+    def encode_document(
+        self,
+        inputs: str | list[str],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
+        precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """:meth:`encode` with the model's ``"document"`` prompt (or ``"passage"``/``"corpus"``)."""
         if prompt_name is None and prompt is None:
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
+        return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
+                           convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,
+                           chunk_size, **kwargs)
 
     # ----------------------------------------------------------------- similarity
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
@@ -351,8 +413,13 @@ class SentenceTransformer(Encoder):
         return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(embeddings1, embeddings2)
 
     # ----------------------------------------------------------------- save
-    def save(self, path: str | os.PathLike, safe_serialization: bool = True) -> None:
-        """Write a sentence-transformers folder (loads in sentence-transformers with the same vectors)."""
+    def save(self, path: str | os.PathLike, model_name: str | None = None, create_model_card: bool = True,
+             train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+        """Write a sentence-transformers folder (loads in sentence-transformers with the same vectors).
+
+        Weights are always safetensors; ``model_name``, ``create_model_card`` and ``train_datasets`` (model
+        card settings in sentence-transformers) are accepted and unused: st_plugins writes no model card.
+        """
         from st_plugins.core.saving import save_bi_encoder
 
         save_bi_encoder(self, Path(path))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from st_plugins.core.bi_encoder import _runtime_can_serve
+from st_plugins.core.compat import legacy_positional, refuse_unsupported, renamed_kwargs
 from st_plugins.core.encoder import Encoder, token_limit
 from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtCrossEngine
@@ -84,11 +85,16 @@ class CrossEncoder(Encoder):
         trust_remote_code: Allow model code and activation classes from the folder (off by default).
         token: Accepted for signature compatibility (models come from folders and the hub cache).
         model_kwargs: ``dtype`` (``"float32"``, ``"bfloat16"``, ...), ``attn_implementation``, ...
-        tokenizer_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
+        processor_kwargs: Passed to ``AutoTokenizer.from_pretrained`` (``tokenizer_kwargs``, the old name, works too).
         config_kwargs: Passed to ``AutoConfig.from_pretrained`` (e.g. ``classifier_dropout``).
+        modules, prompts, default_prompt_name, keep_in_fp32_modules: Not supported; must stay unset.
+        model_card_data: Kept as :attr:`model_card_data`; st_plugins writes no model card.
         allow_pickle: Accept ``pytorch_model.bin`` checkpoints (unsafe; off by default).
         backend: ``"auto"`` (default: the runtime's exact graph on the CPU, else torch), ``"torch"``,
             ``"onnx"`` (exact, CPU) or ``"bf16"``.
+
+    As in sentence-transformers, every option but the model is keyword-only, except the old positional order
+    ``CrossEncoder(model, num_labels, max_length, activation_fn, device)``, which still works.
 
     Training hooks (used by ``st_plugins.training``): ``features = model.tokenize_pairs(pairs)`` gives
     padded CPU tensors (truncated to :attr:`max_length`, input order kept) and
@@ -109,24 +115,40 @@ class CrossEncoder(Encoder):
     _kind = "cross"
     _allowed = ("auto", "torch", "onnx", "bf16")  # int8 is a bi-encoder path only
 
+    @renamed_kwargs(model_name="model_name_or_path", automodel_args="model_kwargs", tokenizer_args="processor_kwargs",
+                    tokenizer_kwargs="processor_kwargs", config_args="config_kwargs", cache_dir="cache_folder",
+                    default_activation_function="activation_fn")
+    @legacy_positional(("num_labels", "max_length", "activation_fn", "device"))
     def __init__(
         self,
-        model_name_or_path: str | os.PathLike,
+        model_name_or_path: str | os.PathLike | None = None,
+        *,
+        modules: Any = None,
+        device: str | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        cache_folder: str | os.PathLike | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        model_card_data: Any = None,
+        backend: str = "auto",
         num_labels: int | None = None,
         max_length: int | None = None,
         activation_fn: Callable | None = None,
-        device: str | None = None,
-        cache_folder: str | os.PathLike | None = None,
-        revision: str | None = None,
-        local_files_only: bool = False,
-        trust_remote_code: bool = False,
-        token: bool | str | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        tokenizer_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
+        keep_in_fp32_modules: list[str] | None = None,
         allow_pickle: bool = False,
-        backend: str = "auto",
     ) -> None:
+        refuse_unsupported(modules=modules, prompts=prompts or None, default_prompt_name=default_prompt_name,
+                           keep_in_fp32_modules=keep_in_fp32_modules)
+        if model_name_or_path is None:
+            raise InputValueError("`model_name_or_path` is required: pass a cross-encoder folder, a registered name "
+                                  "(e.g. 'st-plugins/stsb-reranker') or a hub id in the hub cache.")
+        tokenizer_kwargs, self.model_card_data = processor_kwargs, model_card_data
         for value, name in ((num_labels, "num_labels"), (max_length, "max_length")):
             if value is not None:
                 check_positive_int(value, name)
@@ -211,7 +233,8 @@ class CrossEncoder(Encoder):
 
         return np.asarray((fn or self.activation_fn)(torch.from_numpy(logits)).detach().float().cpu().numpy())
 
-    def predict_logits(self, sentences: Any, batch_size: int = 32, show_progress_bar: bool | None = None) -> np.ndarray:
+    def predict_logits(self, sentences: Any, batch_size: int = 32, show_progress_bar: bool | None = None,
+                       device: str | None = None) -> np.ndarray:
         """Raw float32 logits ``(n, num_labels)`` of (query, document) pairs, in input order (no activation).
 
         Raises:
@@ -222,7 +245,7 @@ class CrossEncoder(Encoder):
         check_positive_int(batch_size, "batch_size")
         if not pairs:
             return np.zeros((0, self.num_labels), dtype=np.float32)
-        engine, tokenizer = self._engine()
+        engine, tokenizer = self._engine(device)
         encodings = tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
         stream = engine.stream(tokenizer.batches(encodings, batch_size))
         return in_input_order(stream, len(pairs), bool(show_progress_bar), "pair")[0]
@@ -249,34 +272,44 @@ class CrossEncoder(Encoder):
 
     # ----------------------------------------------------------------- predict / rank
     def _scores(self, pairs: list[tuple[str, str]], batch_size: int, show: bool, fn: Callable | None,
-                softmax: bool) -> np.ndarray:
-        scores = self.activate(self.predict_logits(pairs, batch_size, show), fn)
+                softmax: bool, device: str | None) -> np.ndarray:
+        scores = self.activate(self.predict_logits(pairs, batch_size, show, device), fn)
         if self.num_labels == 1 and scores.ndim > 1:
             scores = scores[:, 0]
         if softmax and scores.ndim > 1:
             scores = _softmax(scores)
         return scores.astype(np.float32)
 
+    @renamed_kwargs(sentences="inputs")
     def predict(
         self,
-        sentences: Any,
+        inputs: Any,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         activation_fn: Callable | None = None,
         apply_softmax: bool = False,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
+        device: str | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
     ) -> Any:
         """Score pairs, in input order (batches are formed by token length).
 
         Args:
-            sentences: A list of (query, document) pairs, or one pair.
+            inputs: A list of (query, document) pairs, or one pair (``sentences=``, the old name, works too).
+            prompt_name / prompt: Not supported (cross-encoder prompts); must stay ``None``.
             batch_size: Pairs per forward pass.
             show_progress_bar: Show a tqdm bar.
             activation_fn: Used instead of :attr:`activation_fn` (applied to float32 logits).
             apply_softmax: Softmax over labels (multi-label models).
             convert_to_numpy: Return float32 numpy (default); otherwise a list of tensors.
             convert_to_tensor: Return one tensor (wins over ``convert_to_numpy``; imports torch).
+            device: Run on this device; the model itself stays where it is.
+            pool: Not supported (a multi-process pool); scale out with :mod:`st_plugins.ray`.
+            chunk_size: Only meaningful with ``pool``; ignored.
 
         Returns:
             Shape ``(n,)`` for one label, ``(n, num_labels)`` otherwise (``n`` may be 0); one pair gives a
@@ -286,18 +319,19 @@ class CrossEncoder(Encoder):
             InputTypeError: ``None``, non-pairs or non-str items (names the index).
             InputValueError: ``batch_size`` is not a positive int.
         """
-        pairs, single = as_pair_list(sentences, "sentences")
+        refuse_unsupported(prompt_name=prompt_name, prompt=prompt, pool=pool)
+        pairs, single = as_pair_list(inputs, "inputs")
         check_positive_int(batch_size, "batch_size")
         if activation_fn is not None and not callable(activation_fn):
             raise InputTypeError(f"`activation_fn` must be callable; got {type(activation_fn).__name__}.")
         if pairs:
-            scores = self._scores(pairs, batch_size, bool(show_progress_bar), activation_fn, apply_softmax)
+            scores = self._scores(pairs, batch_size, bool(show_progress_bar), activation_fn, apply_softmax, device)
         else:
             scores = np.zeros((0,) if self.num_labels == 1 else (0, self.num_labels), dtype=np.float32)
         if convert_to_tensor or not convert_to_numpy:
             import torch
 
-            tensor = torch.from_numpy(scores).to(self._device)
+            tensor = torch.from_numpy(scores).to(device or self._device)
             out: Any = tensor if convert_to_tensor else list(tensor)
         else:
             out = scores
@@ -309,9 +343,14 @@ class CrossEncoder(Encoder):
         documents: list[str],
         top_k: int | None = None,
         return_documents: bool = False,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         activation_fn: Callable | None = None,
+        device: str | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
     ) -> list[dict[str, Any]]:
         """``[{"corpus_id", "score"[, "text"]}]`` sorted by score, highest first (ties keep input order).
 
@@ -319,6 +358,7 @@ class CrossEncoder(Encoder):
             InputValueError: The model has more than one label, or ``top_k`` is not a positive int.
             InputTypeError: ``query`` is not a str, ``documents`` not a list of str.
         """
+        refuse_unsupported(prompt_name=prompt_name, prompt=prompt, pool=pool)
         if self.num_labels != 1:
             labels = list((self.spec.config.get("id2label") or {}).values())
             raise InputValueError(
@@ -333,14 +373,18 @@ class CrossEncoder(Encoder):
         if top_k is not None:
             check_positive_int(top_k, "top_k")
         scores = self.predict([(query, d) for d in docs], batch_size=batch_size, show_progress_bar=show_progress_bar,
-                              activation_fn=activation_fn).tolist()
+                              activation_fn=activation_fn, device=device).tolist()
         hits = [{"corpus_id": i, "score": s} for i, s in enumerate(scores)]
         if return_documents:
             hits = [{**hit, "text": docs[hit["corpus_id"]]} for hit in hits]
         return sorted(hits, key=lambda hit: hit["score"], reverse=True)[:top_k]
 
-    def save(self, path: str | os.PathLike, safe_serialization: bool = True) -> None:
-        """Write a folder sentence-transformers' ``CrossEncoder`` loads with identical scores (safetensors)."""
+    def save(self, path: str | os.PathLike, model_name: str | None = None, create_model_card: bool = True,
+             train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+        """Write a folder sentence-transformers' ``CrossEncoder`` loads with identical scores (safetensors).
+
+        ``model_name``, ``create_model_card`` and ``train_datasets`` are accepted and unused (no model card).
+        """
         from st_plugins.core.saving import save_cross_encoder
 
         save_cross_encoder(self, Path(path))

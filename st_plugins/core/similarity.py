@@ -46,8 +46,9 @@ def to_tensor(a: Any) -> Any:
     return t.unsqueeze(0) if t.dim() == 1 else t
 
 
-def normalize_embeddings(a: Any) -> Any:
-    return _torch().nn.functional.normalize(a, p=2, dim=1)
+def normalize_embeddings(embeddings: Any) -> Any:
+    """Each row L2-normalized (a torch tensor in, a torch tensor out), as ``sentence_transformers.util``."""
+    return _torch().nn.functional.normalize(embeddings, p=2, dim=1)
 
 
 def _pair(a: Any, b: Any) -> tuple[Any, Any]:

@@ -11,12 +11,12 @@ from st_plugins.errors import InputTypeError, InputValueError, StPluginsError
 @pytest.mark.parametrize(
     "bad, pattern",
     [
-        (None, r"`sentences` must be a str or a list of str; got NoneType"),
+        (None, r"`inputs` must be a str or a list of str; got NoneType"),
         (b"bytes", r"got bytes\. Decode bytes first"),
-        (["ok", None], r"`sentences\[1\]` must be a str; got NoneType"),
-        (["ok", "fine", 3.5], r"`sentences\[2\]` must be a str; got float \(3\.5\)"),
-        ([["nested", "list"]], r"`sentences\[0\]` must be a str; got list"),
-        (["a", b"raw"], r"`sentences\[1\]` must be a str; got bytes .*Decode bytes first"),
+        (["ok", None], r"`inputs\[1\]` must be a str; got NoneType"),
+        (["ok", "fine", 3.5], r"`inputs\[2\]` must be a str; got float \(3\.5\)"),
+        ([["nested", "list"]], r"`inputs\[0\]` must be a str; got list"),
+        (["a", b"raw"], r"`inputs\[1\]` must be a str; got bytes .*Decode bytes first"),
         ({"a": 1}, r"got dict"),
     ],
 )

@@ -137,14 +137,14 @@ def test_cross_encoder_empty_input_gives_empty_array(pair_of):
 @pytest.mark.parametrize(
     "bad,where",
     [
-        (None, "`sentences` must be a list"),
-        ("just a string", "`sentences` must be a list"),
-        ([("q", "d"), ("only one",)], r"`sentences\[1\]` must be a pair"),
-        ([("q", "d"), 5], r"`sentences\[1\]` must be a pair"),
-        ([("q", "d"), ("a", "b", "c")], r"`sentences\[1\]` must be a pair"),
-        ([("q", None)], r"`sentences\[0\]\[1\]` must be a str; got NoneType"),
-        ([("q", "d"), ("q", "d"), (3, "d")], r"`sentences\[2\]\[0\]` must be a str; got int"),
-        ([("q", b"bytes")], r"`sentences\[0\]\[1\]` must be a str; got bytes"),
+        (None, "`inputs` must be a list"),
+        ("just a string", "`inputs` must be a list"),
+        ([("q", "d"), ("only one",)], r"`inputs\[1\]` must be a pair"),
+        ([("q", "d"), 5], r"`inputs\[1\]` must be a pair"),
+        ([("q", "d"), ("a", "b", "c")], r"`inputs\[1\]` must be a pair"),
+        ([("q", None)], r"`inputs\[0\]\[1\]` must be a str; got NoneType"),
+        ([("q", "d"), ("q", "d"), (3, "d")], r"`inputs\[2\]\[0\]` must be a str; got int"),
+        ([("q", b"bytes")], r"`inputs\[0\]\[1\]` must be a str; got bytes"),
     ],
 )
 def test_cross_encoder_bad_input_names_the_index(pair_of, bad, where):
