@@ -8,7 +8,7 @@ matching built-in, so callers may catch either::
     ├── InputValueError(StPluginsError, ValueError)      bad argument value (says what is allowed)
     ├── ModelNotFoundError(StPluginsError, OSError)      nothing found; lists every place tried
     ├── ModelFormatError(StPluginsError, ValueError)     a model folder we cannot read
-    ├── UnsafeCheckpointError(StPluginsError, ValueError)  pickle weights refused (names the opt-in)
+    ├── UnsafeCheckpointError(StPluginsError, ValueError)  pickle weights or remote code refused (names the opt-in)
     ├── MissingDependencyError(StPluginsError, ImportError)  names the extra to install
     ├── BackendError(StPluginsError, RuntimeError)       an inference backend or graph build failed
     ├── DataNotFoundError(StPluginsError, FileNotFoundError)  evaluation data missing; says where it looked
@@ -52,7 +52,8 @@ class ModelFormatError(StPluginsError, ValueError):
 
 
 class UnsafeCheckpointError(StPluginsError, ValueError):
-    """A pickle checkpoint was found and pickle loading was not allowed."""
+    """Unsafe model content was refused: a pickle checkpoint without ``allow_pickle``, or model code
+    (``auto_map``) without ``trust_remote_code``; the message names the file and the opt-in."""
 
 
 class MissingDependencyError(StPluginsError, ImportError):

@@ -9,6 +9,7 @@ Chroma itself is only touched through the collection object you pass in.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from st_plugins.core.validation import as_text_list, check_positive_int
+from st_plugins.core.validation import as_text_list, check_positive_int, check_text
 from st_plugins.errors import InputTypeError, InputValueError, StoreUnavailableError
 
 __all__ = ["IndexResult", "Passage", "content_id", "index_documents", "iter_text_files", "read_passages",
@@ -162,24 +163,58 @@ def check_documents(texts: Any, ids: Any, metadatas: Any, batch_size: Any) -> tu
 def _check_ids(ids: Sequence[str] | None, texts: list[str]) -> list[str]:
     if ids is None:
         return [content_id(t) for t in texts]
-    ids = list(ids)
+    ids = _as_list(ids, "ids", "one str id per text")
     if len(ids) != len(texts):
         raise InputValueError(f"`ids` must have one id per text ({len(texts)}); got {len(ids)}.")
     for i, value in enumerate(ids):
         if not isinstance(value, str) or not value:
             raise InputTypeError(f"`ids[{i}]` must be a non-empty str; got {value!r}.")
+        check_text(value, f"ids[{i}]")
     return ids
+
+
+def _as_list(values: Any, name: str, what: str) -> list[Any]:
+    """``values`` as a list; a str, a dict, a set or a non-iterable is refused (naming ``name``)."""
+    if isinstance(values, (str, bytes, dict, set, frozenset)) or not hasattr(values, "__iter__"):
+        raise InputTypeError(f"`{name}` must be a list ({what}); got {type(values).__name__}.")
+    return list(values)
+
+
+_SCALARS = (str, int, float)  # bool is an int; Chroma also keeps lists of one of these types
+
+
+def _check_metadata_value(value: Any, where: str) -> None:
+    """What Chroma stores: str (valid Unicode), int (64-bit), float (finite), bool, or a non-empty list of one type."""
+    items = value if isinstance(value, list) else [value]
+    kinds = {bool if isinstance(v, bool) else next((k for k in _SCALARS if isinstance(v, k)), None) for v in items}
+    if not items or None in kinds or len(kinds) > 1:
+        raise InputTypeError(
+            f"`{where}` must be a str, int, float or bool, or a non-empty list of one of these types (what Chroma "
+            f"stores); got {type(value).__name__} ({value!r:.40}). Convert it, or drop the key.")
+    for v in items:
+        if isinstance(v, str):
+            check_text(v, where)
+        elif isinstance(v, float) and not math.isfinite(v):  # Chroma drops it and its log store breaks
+            raise InputValueError(f"`{where}` must be a finite number; got {v!r}. Drop the key or store a str.")
+        elif isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:  # Chroma makes it a float
+            raise InputValueError(f"`{where}` must fit in 64 bits (what Chroma stores); got {v!r}. Store it as a str.")
 
 
 def _check_metadatas(metadatas: Sequence[dict[str, Any]] | None, n: int) -> list[dict[str, Any]] | None:
     if metadatas is None:
         return None
-    metadatas = list(metadatas)
+    metadatas = _as_list(metadatas, "metadatas", "one dict per text")
     if len(metadatas) != n:
         raise InputValueError(f"`metadatas` must have one dict per text ({n}); got {len(metadatas)}.")
     for i, value in enumerate(metadatas):
         if not isinstance(value, dict) or not value:
             raise InputTypeError(f"`metadatas[{i}]` must be a non-empty dict (Chroma refuses empty ones); got {value!r}.")
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key[0] in "#$" or key == "chroma:document":
+                raise InputValueError(f"`metadatas[{i}]` keys must be non-empty str not starting with '#' or '$' "
+                                      f"(nor 'chroma:document', which Chroma reserves); got {key!r}.")
+            check_text(key, f"metadatas[{i}] key")
+            _check_metadata_value(item, f"metadatas[{i}][{key!r}]")
     return metadatas
 
 
@@ -264,6 +299,7 @@ def read_passages(paths: Iterable[str | os.PathLike], max_words: int = 120) -> l
     passages: list[Passage] = []
     for path in iter_text_files(paths):
         text = path.read_text(encoding="utf-8", errors="replace")
-        source = path.as_posix()
+        # A file name that is not UTF-8 reaches Python with lone surrogates; store (and hash) a readable form.
+        source = path.as_posix().encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         passages.extend(Passage(p, source, i) for i, p in enumerate(split_passages(text, max_words)))
     return passages

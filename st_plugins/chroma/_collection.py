@@ -51,6 +51,8 @@ def connect(db: str | os.PathLike | None = None, url: str | None = None, create:
         except Exception as exc:  # chromadb raises a bare ValueError when nothing answers
             raise StoreUnavailableError(f"No Chroma server answers at {url} ({exc}). Start one (e.g. `chroma run --path DIR "
                                         f"--port {port}`) or pass the URL of a running one.") from None
+    if not isinstance(db, (str, os.PathLike)) or "\x00" in os.fspath(db):
+        raise InputValueError(f"`db` (--db) must be a folder path without NUL characters; got {db!r}.")
     if not create and not Path(db).is_dir():
         raise InputValueError(f"No Chroma database at {os.fspath(db)!r}. Create one with: st-plugins index PATH... "
                               f"--db {os.fspath(db)} (or open_collection(..., create=True)).")
@@ -79,6 +81,9 @@ def open_collection(db: str | os.PathLike | None, name: str, model: str | None =
             collection was made with.
         StoreUnavailableError: No Chroma server answers at ``url``.
     """
+    if not isinstance(name, str) or not name.isascii():  # Chroma's names are ASCII; others fail deep inside it
+        raise InputValueError(f"A Chroma collection name must be 3-512 ASCII letters, digits, '.', '_' or '-'; "
+                              f"got {name!r}. Pass another name (--collection NAME).")
     client = connect(db, url, create=create)
     where = url if url is not None else os.fspath(db)
     try:

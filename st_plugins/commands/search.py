@@ -7,7 +7,7 @@ import textwrap
 from typing import Any
 
 from st_plugins.commands.index import DEFAULT_COLLECTION, add_target_arguments, where
-from st_plugins.core.validation import check_positive_int
+from st_plugins.core.validation import check_positive_int, check_text
 from st_plugins.errors import ModelNotFoundError
 from st_plugins.training.named import NAMED_MODELS, QA_RERANKER
 
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from st_plugins.chroma import open_collection
 
+    check_text(args.query, "QUERY")  # a command line that is not UTF-8 reaches Python with lone surrogates
     k = check_positive_int(args.k, "-k")
     fetch = max(k, check_positive_int(args.candidates, "--candidates")) if args.rerank else k
     reranker = load_reranker(args.device) if args.rerank else None

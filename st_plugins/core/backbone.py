@@ -7,7 +7,8 @@ from typing import Any
 
 from st_plugins.errors import InputValueError, ModelFormatError, UnsafeCheckpointError
 
-__all__ = ["check_weights", "load_tokenizer", "load_transformer", "resolve_dtype"]
+__all__ = ["check_weights", "check_remote_code", "check_safetensors", "load_tokenizer", "load_transformer",
+           "resolve_dtype"]
 
 _PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
 
@@ -20,6 +21,8 @@ def check_weights(folder: Path, allow_pickle: bool) -> bool:
         ModelFormatError: No weights at all.
     """
     if any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file():
+        for path in sorted(folder.glob("*.safetensors")):
+            check_safetensors(path)
         return True
     pickles = [name for name in _PICKLE_FILES if (folder / name).is_file()]
     if not pickles:
@@ -30,6 +33,52 @@ def check_weights(folder: Path, allow_pickle: bool) -> bool:
             "Convert it to safetensors, or pass `allow_pickle=True` if you trust its source."
         )
     return False
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a truncated or corrupt safetensors file from its header alone (no tensor is read).
+
+    The format is 8 bytes of header length, a JSON header giving each tensor's byte range, then the data:
+    the last range must end exactly at the end of the file.
+
+    Raises:
+        ModelFormatError: The header is unreadable or the data is shorter or longer than it says.
+    """
+    import json
+    import struct
+
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > size - 8:
+                raise ValueError(f"header of {length} bytes in a {size}-byte file")
+            header = json.loads(fh.read(length))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ModelFormatError(f"{path} is not a readable safetensors file ({exc}). It is truncated or corrupt: "
+                               "download or save the model again.") from None
+    if 8 + length + end != size:
+        raise ModelFormatError(f"{path} is truncated or corrupt: its header describes {8 + length + end} bytes, the "
+                               f"file has {size}. Download or save the model again.")
+
+
+def check_remote_code(folder: Path, config: dict[str, Any], trust_remote_code: bool) -> None:
+    """Refuse a ``config.json`` that asks for model code from the folder or the hub (``auto_map``) unless trusted.
+
+    transformers would otherwise load its own class for the ``model_type`` and silently ignore the code the
+    model's authors meant to run, so the vectors would not be theirs.
+
+    Raises:
+        UnsafeCheckpointError: ``auto_map`` is set and ``trust_remote_code`` is False.
+    """
+    auto_map = config.get("auto_map")
+    if auto_map and not trust_remote_code:
+        shown = ", ".join(f"{k} -> {v}" for k, v in dict(auto_map).items()) if isinstance(auto_map, dict) else auto_map
+        raise UnsafeCheckpointError(
+            f"{folder / 'config.json'} asks for custom model code (auto_map: {shown}), which runs arbitrary Python. "
+            "Pass `trust_remote_code=True` if you trust its source (it then runs on torch)."
+        )
 
 
 def resolve_dtype(dtype: Any):

@@ -21,9 +21,9 @@ from st_plugins.core.runtime.engines import OrtBiEngine
 from st_plugins.core.runtime.loop import in_input_order
 from st_plugins.core.runtime.pooling import normalize
 from st_plugins.core.similarity import SimilarityFunction
-from st_plugins.core.spec import ModelSpec, PoolingSpec, read_spec
-from st_plugins.core.validation import as_text_list, check_choice, check_positive_int
-from st_plugins.errors import InputValueError
+from st_plugins.core.spec import DenseSpec, ModelSpec, PoolingSpec, read_spec
+from st_plugins.core.validation import as_text_list, check_choice, check_device, check_positive_int, check_text
+from st_plugins.errors import InputTypeError, InputValueError, UnsafeCheckpointError
 
 __all__ = ["SentenceTransformer", "DEFAULT_MODEL"]
 
@@ -109,7 +109,15 @@ class SentenceTransformer(Encoder):
         )
         self.model_name_or_path = str(model_name_or_path or DEFAULT_MODEL)
         self.spec: ModelSpec = read_spec(root)
+        for step in self.spec.steps:  # refused here, before the runtime builds a graph of it
+            if isinstance(step, DenseSpec) and not step.activation.startswith("torch.") and not trust_remote_code:
+                raise UnsafeCheckpointError(
+                    f"Activation {step.activation!r} in {step.path / 'config.json'} is not a torch module, and "
+                    "importing it runs code from outside torch; pass `trust_remote_code=True` to import it.")
         self._load_settings = (model_kwargs, config_kwargs, trust_remote_code, allow_pickle, tokenizer_kwargs)
+        if prompts is not None and not (isinstance(prompts, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in prompts.items())):
+            raise InputTypeError(f"`prompts` must be a dict of str to str, e.g. {{'query': 'query: '}}; got {prompts!r:.80}.")
         self.prompts = {"query": "", "document": "", **self.spec.prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or self.spec.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -200,16 +208,16 @@ class SentenceTransformer(Encoder):
         if prompt is not None:
             if not isinstance(prompt, str):
                 raise InputValueError(f"`prompt` must be a str; got {type(prompt).__name__}.")
-            return prompt
+            return check_text(prompt, "prompt")
         if prompt_name is not None:
-            if prompt_name not in self.prompts:
+            if not isinstance(prompt_name, str) or prompt_name not in self.prompts:
                 raise InputValueError(
                     f"`prompt_name` {prompt_name!r} is not one of this model's prompts {sorted(self.prompts)}. "
                     "Pass one of them, or pass `prompt=` with the text to prepend."
                 )
-            return self.prompts[prompt_name]
+            return check_text(self.prompts[prompt_name], f"prompts[{prompt_name!r}]")
         if self.default_prompt_name is not None:
-            return self.prompts.get(self.default_prompt_name)
+            return check_text(self.prompts[self.default_prompt_name], f"prompts[{self.default_prompt_name!r}]")
         return None
 
     def _run(self, texts: list[str], prompt: str | None, batch_size: int, show: bool, device: str | None,
@@ -273,7 +281,8 @@ class SentenceTransformer(Encoder):
         """
         refuse_unsupported(pool=pool)
         texts, single = as_text_list(inputs, "inputs")
-        check_positive_int(batch_size, "batch_size")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        device = check_device(device)
         check_choice(precision, PRECISIONS, "precision")
         check_choice(output_value, OUTPUT_VALUES, "output_value")
         truncate_dim = self._check_truncate_dim(truncate_dim) or self.truncate_dim

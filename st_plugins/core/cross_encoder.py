@@ -24,7 +24,7 @@ from st_plugins.core.runtime.engines import OrtCrossEngine
 from st_plugins.core.runtime.heads import ACTIVATIONS
 from st_plugins.core.runtime.loop import in_input_order
 from st_plugins.core.spec import LEGACY_ACTIVATION_KEY, CrossSpec, read_cross_spec
-from st_plugins.core.validation import as_pair_list, as_text_list, check_positive_int
+from st_plugins.core.validation import as_pair_list, as_text_list, check_device, check_positive_int, check_text
 from st_plugins.errors import InputTypeError, InputValueError, ModelNotFoundError
 
 __all__ = ["CrossEncoder", "activation_name"]
@@ -147,7 +147,7 @@ class CrossEncoder(Encoder):
                            keep_in_fp32_modules=keep_in_fp32_modules)
         if model_name_or_path is None:
             raise InputValueError("`model_name_or_path` is required: pass a cross-encoder folder, a registered name "
-                                  "(e.g. 'st-plugins/stsb-reranker') or a hub id in the hub cache.")
+                                  "or a hub id in the hub cache.")
         tokenizer_kwargs, self.model_card_data = processor_kwargs, model_card_data
         for value, name in ((num_labels, "num_labels"), (max_length, "max_length")):
             if value is not None:
@@ -242,7 +242,8 @@ class CrossEncoder(Encoder):
             InputValueError: ``batch_size`` is not a positive int.
         """
         pairs, _ = as_pair_list(sentences, "sentences")
-        check_positive_int(batch_size, "batch_size")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        device = check_device(device)
         if not pairs:
             return np.zeros((0, self.num_labels), dtype=np.float32)
         engine, tokenizer = self._engine(device)
@@ -321,7 +322,8 @@ class CrossEncoder(Encoder):
         """
         refuse_unsupported(prompt_name=prompt_name, prompt=prompt, pool=pool)
         pairs, single = as_pair_list(inputs, "inputs")
-        check_positive_int(batch_size, "batch_size")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        device = check_device(device)
         if activation_fn is not None and not callable(activation_fn):
             raise InputTypeError(f"`activation_fn` must be callable; got {type(activation_fn).__name__}.")
         if pairs:
@@ -367,6 +369,7 @@ class CrossEncoder(Encoder):
             )
         if not isinstance(query, str):
             raise InputTypeError(f"`query` must be a str; got {type(query).__name__}.")
+        check_text(query, "query")
         docs, single = as_text_list(documents, "documents")
         if single:
             raise InputTypeError("`documents` must be a list of str; got a single str. Wrap it in a list.")

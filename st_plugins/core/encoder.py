@@ -82,11 +82,14 @@ class Encoder:
 
     def _setup(self, root: Path, backend: str, device: str | None, served: bool, allow_pickle: bool) -> None:
         """Choose the first engine; ``served``: the runtime can serve this folder's weights as loaded."""
-        from st_plugins.core.backbone import check_weights
+        from st_plugins.core.backbone import check_remote_code, check_weights
 
         check_weights(self._transformer_path(), allow_pickle)  # refuse unsafe files before any engine is chosen
+        check_remote_code(self._transformer_path(), self.spec.config, self._load_settings[2])
         self._root, self._allow_pickle, self._served = Path(root), allow_pickle, served
-        self._device = str(device or default_device())
+        from st_plugins.core.validation import check_device
+
+        self._device = str(check_device(device) or default_device())
         self._backend = self._checked_backend(backend)
         self._torch: Any = None
         self._exposed = False  # the torch engine's weights were handed out: they may differ from the folder's

@@ -14,11 +14,12 @@ from st_plugins.errors import ModelFormatError, UnsafeCheckpointError
 __all__ = ["Dense", "Normalize", "build_activation"]
 
 
-def build_activation(dotted: str, trust_remote_code: bool = False) -> nn.Module:
+def build_activation(dotted: str, trust_remote_code: bool = False, where: object = "the model") -> nn.Module:
     """Instantiate an activation named by its dotted path; only ``torch.*`` unless trusted."""
     if not dotted.startswith("torch.") and not trust_remote_code:
-        raise ModelFormatError(
-            f"Activation {dotted!r} is not a torch module; pass `trust_remote_code=True` to import it."
+        raise UnsafeCheckpointError(
+            f"Activation {dotted!r} in {where} is not a torch module, and importing it runs code from outside "
+            "torch; pass `trust_remote_code=True` to import it."
         )
     module, _, name = dotted.rpartition(".")
     try:
@@ -41,7 +42,7 @@ class Dense(nn.Module):
     def __init__(self, spec: DenseSpec, trust_remote_code: bool = False):
         super().__init__()
         self.linear = nn.Linear(spec.in_features, spec.out_features, bias=spec.bias)
-        self.activation_function = build_activation(spec.activation, trust_remote_code)
+        self.activation_function = build_activation(spec.activation, trust_remote_code, spec.path / "config.json")
         self.spec = spec
 
     @classmethod

@@ -12,6 +12,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from st_plugins.core.similarity import cos_sim, normalize_embeddings, to_tensor
+from st_plugins.core.validation import check_positive_int, check_real
+from st_plugins.errors import InputValueError
 
 __all__ = ["semantic_search", "paraphrase_mining", "paraphrase_mining_embeddings", "community_detection"]
 
@@ -31,7 +33,13 @@ def semantic_search(
         >>> hits[0][0]["corpus_id"], round(hits[0][0]["score"], 4)
         (1, 0.995)
     """
-    queries, corpus = to_tensor(query_embeddings), to_tensor(corpus_embeddings)
+    query_chunk_size, corpus_chunk_size, top_k = (check_positive_int(query_chunk_size, "query_chunk_size"),
+                                                  check_positive_int(corpus_chunk_size, "corpus_chunk_size"),
+                                                  check_positive_int(top_k, "top_k"))
+    queries, corpus = to_tensor(query_embeddings, "query_embeddings"), to_tensor(corpus_embeddings, "corpus_embeddings")
+    if queries.shape[1] != corpus.shape[1] and len(queries) and len(corpus):
+        raise InputValueError(f"`query_embeddings` and `corpus_embeddings` must have the same dimension; got "
+                              f"{queries.shape[1]} and {corpus.shape[1]}.")
     queries = queries.to(corpus.device, torch.promote_types(queries.dtype, corpus.dtype))
     results: list[list[tuple[float, int]]] = [[] for _ in range(len(queries))]
     for c_start in range(0, len(corpus), corpus_chunk_size):
@@ -52,6 +60,7 @@ def paraphrase_mining(model: Any, sentences: list[str], show_progress_bar: bool 
                       truncate_dim: int | None = None, prompt_name: str | None = None,
                       prompt: str | None = None) -> list[list[float | int]]:
     """Pairs ``[score, i, j]`` (``i < j``) of the most similar sentences, best first."""
+    _check_mining(query_chunk_size, corpus_chunk_size, max_pairs, top_k)
     emb = model.encode(sentences, show_progress_bar=show_progress_bar, batch_size=batch_size, convert_to_tensor=True,
                        truncate_dim=truncate_dim, prompt_name=prompt_name, prompt=prompt)
     return paraphrase_mining_embeddings(emb, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_function)
@@ -60,6 +69,7 @@ def paraphrase_mining(model: Any, sentences: list[str], show_progress_bar: bool 
 def paraphrase_mining_embeddings(embeddings: Any, query_chunk_size: int = 5000, corpus_chunk_size: int = 100000,
                                  max_pairs: int = 500000, top_k: int = 100,
                                  score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim) -> list[list[float | int]]:
+    _check_mining(query_chunk_size, corpus_chunk_size, max_pairs, top_k)
     emb = to_tensor(embeddings)
     pairs: list[tuple[float, int, int]] = []
     queued: set[tuple[int, int]] = set()
@@ -86,9 +96,14 @@ def paraphrase_mining_embeddings(embeddings: Any, query_chunk_size: int = 5000, 
 def community_detection(embeddings: Any, threshold: float = 0.75, min_community_size: int = 10,
                         batch_size: int = 1024, show_progress_bar: bool = False) -> list[list[int]]:
     """Groups whose members have cosine ≥ ``threshold`` to a centre; largest first, centre first."""
-    if len(embeddings) == 0:
+    threshold = check_real(threshold, "threshold")
+    min_community_size = check_positive_int(min_community_size, "min_community_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(embeddings, (list, tuple)) and len(embeddings) == 0:
         return []
     emb = normalize_embeddings(to_tensor(embeddings))
+    if len(emb) == 0:
+        return []
     if len(emb) < min_community_size:
         return []
     sort_max = min(max(2 * min_community_size, 50), len(emb))
@@ -115,3 +130,9 @@ def community_detection(embeddings: Any, threshold: float = 0.75, min_community_
             unique.append(community)
             used[community] = True
     return sorted(unique, key=len, reverse=True)
+
+
+def _check_mining(query_chunk_size: Any, corpus_chunk_size: Any, max_pairs: Any, top_k: Any) -> None:
+    for value, name in ((query_chunk_size, "query_chunk_size"), (corpus_chunk_size, "corpus_chunk_size"),
+                        (max_pairs, "max_pairs"), (top_k, "top_k")):
+        check_positive_int(value, name)

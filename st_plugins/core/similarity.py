@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from st_plugins.errors import InputValueError
+from st_plugins.errors import InputTypeError, InputValueError
 
 __all__ = [
     "SimilarityFunction", "to_tensor", "normalize_embeddings", "cos_sim", "dot_score", "euclidean_sim",
@@ -27,20 +27,36 @@ def _torch() -> Any:
     return torch
 
 
-def to_tensor(a: Any) -> Any:
-    """A float tensor from a tensor, numpy array or (nested) list; 1-D input becomes one row."""
+def to_tensor(a: Any, name: str = "embeddings") -> Any:
+    """A float tensor from a tensor, numpy array or (nested) list; 1-D input becomes one row.
+
+    Raises:
+        InputTypeError: ``a`` is not numbers (``None``, text, objects, complex numbers, ragged rows).
+        InputValueError: ``a`` is a scalar or has more than 2 dimensions.
+    """
     torch = _torch()
     Tensor = torch.Tensor
-    if isinstance(a, Tensor):
-        t = a
-    elif isinstance(a, np.ndarray):
-        t = torch.from_numpy(a)
-    elif isinstance(a, (list, tuple)) and a and isinstance(a[0], Tensor):
-        t = torch.stack(list(a))
-    elif isinstance(a, (list, tuple)) and a and isinstance(a[0], np.ndarray):
-        t = torch.from_numpy(np.stack(a))
-    else:
-        t = torch.tensor(a)
+    try:
+        if isinstance(a, Tensor):
+            t = a
+        elif isinstance(a, np.ndarray):
+            t = torch.from_numpy(a)
+        elif isinstance(a, (list, tuple)) and a and isinstance(a[0], Tensor):
+            t = torch.stack(list(a))
+        elif isinstance(a, (list, tuple)) and a and isinstance(a[0], np.ndarray):
+            t = torch.from_numpy(np.stack(a))
+        elif a is None or isinstance(a, (str, bytes, dict)):
+            raise TypeError
+        else:
+            t = torch.tensor(a)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputTypeError(f"`{name}` must be embeddings: a 2-D tensor, numpy array or list of equal-length rows "
+                             f"of numbers; got {type(a).__name__} ({a!r:.60}).") from None
+    if t.is_complex():
+        raise InputTypeError(f"`{name}` must hold real numbers; got {t.dtype}. Pass the real part, e.g. x.real.")
+    if t.dim() not in (1, 2):
+        raise InputValueError(f"`{name}` must be 1-D (one vector) or 2-D (one row per vector); got shape "
+                              f"{tuple(t.shape)}.")
     if not t.is_floating_point():
         t = t.float()
     return t.unsqueeze(0) if t.dim() == 1 else t
@@ -51,9 +67,16 @@ def normalize_embeddings(embeddings: Any) -> Any:
     return _torch().nn.functional.normalize(embeddings, p=2, dim=1)
 
 
-def _pair(a: Any, b: Any) -> tuple[Any, Any]:
-    """Both inputs as tensors of one dtype (float32 queries against a float64 store, say)."""
-    a, b = to_tensor(a), to_tensor(b)
+def _pair(a: Any, b: Any, names: tuple[str, str] = ("a", "b"), pairwise: bool = False) -> tuple[Any, Any]:
+    """Both inputs as tensors of one dtype (float32 queries against a float64 store, say), of one dimension
+    (and, ``pairwise``, of one length, or one of them a single row)."""
+    a, b = to_tensor(a, names[0]), to_tensor(b, names[1])
+    if a.shape[1] != b.shape[1]:
+        raise InputValueError(f"`{names[0]}` and `{names[1]}` must have the same dimension; got {a.shape[1]} and "
+                              f"{b.shape[1]} (shapes {tuple(a.shape)} and {tuple(b.shape)}).")
+    if pairwise and len(a) != len(b) and 1 not in (len(a), len(b)):
+        raise InputValueError(f"`{names[0]}` and `{names[1]}` must have as many rows (pairwise); got {len(a)} and "
+                              f"{len(b)}.")
     dtype = _torch().promote_types(a.dtype, b.dtype)
     return a.to(dtype), b.to(device=a.device, dtype=dtype)
 
@@ -85,22 +108,22 @@ def manhattan_sim(a: Any, b: Any) -> Any:
 
 
 def pairwise_cos_sim(a: Any, b: Any) -> Any:
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, pairwise=True)
     return (normalize_embeddings(a) * normalize_embeddings(b)).sum(dim=-1)
 
 
 def pairwise_dot_score(a: Any, b: Any) -> Any:
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, pairwise=True)
     return (a * b).sum(dim=-1)
 
 
 def pairwise_euclidean_sim(a: Any, b: Any) -> Any:
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, pairwise=True)
     return -_torch().linalg.vector_norm(a - b, dim=-1)
 
 
 def pairwise_manhattan_sim(a: Any, b: Any) -> Any:
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, pairwise=True)
     return -(a - b).abs().sum(dim=-1)
 
 

@@ -160,7 +160,7 @@ def read_spec(root: str | Path) -> ModelSpec:
         return ModelSpec(root=root, transformer_path=root, max_seq_length=settings.get("max_seq_length"),
                          do_lower_case=bool(settings.get("do_lower_case", False)), config=_config(root), **common)
     transformer_path, settings, steps = None, {}, []
-    for entry in sorted(_read_json(root / "modules.json"), key=lambda e: e.get("idx", 0)):
+    for entry in sorted(_modules(root), key=lambda e: e.get("idx", 0)):
         kind, folder = _module_kind(entry["type"]), root / entry.get("path", "")
         if kind == "Transformer":
             transformer_path, settings = folder, _transformer_settings(folder)
@@ -179,6 +179,16 @@ def read_spec(root: str | Path) -> ModelSpec:
                      max_seq_length=settings.get("max_seq_length"),
                      do_lower_case=bool(settings.get("do_lower_case", False)), has_modules_json=True, config=config,
                      **common)
+
+
+def _modules(root: Path) -> list[dict[str, Any]]:
+    """``modules.json``: a list of ``{"type": ..., "path": ...}`` objects, or a :class:`ModelFormatError`."""
+    modules = _read_json(root / "modules.json")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) and isinstance(m.get("type"), str) for m in modules):
+        raise ModelFormatError(f"{root / 'modules.json'} must hold a list of objects with a \"type\" each "
+                               f"(as sentence-transformers writes it); got {json.dumps(modules)[:80]}. Repair or re-save "
+                               "the model.")
+    return modules
 
 
 def _config(folder: Path) -> dict[str, Any]:
@@ -233,7 +243,7 @@ class CrossSpec:
 def _module_layout(root: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     """``(transformer folder, sentence_bert_config, config_sentence_transformers)`` of a cross-encoder."""
     st_config = _read_json(root / "config_sentence_transformers.json") if (root / "config_sentence_transformers.json").is_file() else {}
-    modules = _read_json(root / "modules.json") if (root / "modules.json").is_file() else None
+    modules = _modules(root) if (root / "modules.json").is_file() else None
     if not (modules and st_config.get("model_type") == "CrossEncoder"):
         return root, {}, {}  # sentence-transformers ignores a bi-encoder's settings when loading it as a cross-encoder
     types = [m.get("type", "?") for m in modules]

@@ -10,7 +10,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from st_plugins.core.cache import get_model
-from st_plugins.core.validation import as_text_list
+from st_plugins.core.validation import as_text_list, check_text
 from st_plugins.errors import InputTypeError, InputValueError
 
 __all__ = ["LangChainEmbeddings"]
@@ -111,6 +111,7 @@ class LangChainEmbeddings(BaseModel, Embeddings):
         """
         if not isinstance(text, str):
             raise InputTypeError(f"`text` must be a str; got {type(text).__name__}. Use embed_documents for a list.")
+        check_text(text, "text")
         vector = self._model.encode_query([text], prompt_name=self.query_prompt_name, **self._options())
         return vector[0].tolist()
 

@@ -50,7 +50,7 @@ class CrossEncoderReranker(BaseDocumentCompressor, RunnableSerializable[dict, li
 
     model: str | Path | InstanceOf[CrossEncoder] | InstanceOf[BaseCrossEncoder]
     top_n: int | None = Field(default=3, gt=0)
-    score_threshold: float | None = None
+    score_threshold: float | None = Field(default=None, allow_inf_nan=False)  # NaN would drop every document
     batch_size: int = Field(default=32, gt=0)
     device: str | None = None
 
@@ -82,6 +82,8 @@ class CrossEncoderReranker(BaseDocumentCompressor, RunnableSerializable[dict, li
         """
         if not isinstance(query, str):
             raise InputTypeError(f"`query` must be a str; got {type(query).__name__}.")
+        if isinstance(documents, (str, dict, Document)) or not hasattr(documents, "__iter__"):
+            raise InputTypeError(f"`documents` must be a list of langchain Documents; got {type(documents).__name__}.")
         documents = list(documents)
         for i, doc in enumerate(documents):
             if not isinstance(doc, Document):

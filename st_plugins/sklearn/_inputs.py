@@ -40,11 +40,15 @@ def as_2d_columns(X: Any, name: str) -> tuple[Any, int | None]:
             f"`{name}` must hold texts; sparse input is not supported (got {type(X).__name__}). "
             "Pass a list of str, a Series or a text column."
         )
-    if isinstance(X, (str, bytes)) or X is None or isinstance(X, dict):
+    not_array = X is None or not (hasattr(X, "__iter__") or hasattr(X, "__array__"))
+    if not_array or isinstance(X, (str, bytes, set, frozenset, dict)):  # a set has no row order
         raise InputTypeError(
             f"`{name}` must be array-like (a list, numpy array or pandas object); got {type(X).__name__}. "
             "Wrap a single text in a list: [text]."
         )
+    if hasattr(X, "__next__"):  # an iterator (a generator): fit_transform would read it empty the second time
+        raise InputTypeError(f"`{name}` must be array-like (a list, numpy array or pandas object); got "
+                             f"{type(X).__name__}, which can be read only once. Pass list(X).")
     if hasattr(X, "columns"):  # DataFrame
         return X.to_numpy(dtype=object), X.shape[1]
     if not hasattr(X, "ndim") and hasattr(X, "__array__"):

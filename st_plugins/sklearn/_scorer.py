@@ -132,6 +132,9 @@ class CrossEncoderScorer(BaseEstimator):
         between ``predict(X)`` and ``y`` (``sample_weight`` applies to accuracy only)."""
         check_is_fitted(self)
         pairs = pairs_from_X(X)
+        if y is None:
+            raise InputValueError("`y` must hold one label per pair (0/1 for accuracy, graded for Spearman's rho); "
+                                  "got None.")
         y = check_y(y, len(pairs))
         scores = self._predict(pairs)
         if scores.ndim != 1:

@@ -18,7 +18,8 @@ __all__ = ["check_threshold_and_epochs", "check_y", "is_binary", "best_threshold
 
 def check_threshold_and_epochs(threshold: Any, epochs: Any) -> None:
     """Raise :class:`InputValueError` unless ``threshold`` is None or finite and ``epochs`` an int >= 0."""
-    if threshold is not None and not (isinstance(threshold, numbers.Real) and np.isfinite(threshold)):
+    if threshold is not None and (isinstance(threshold, bool) or not (isinstance(threshold, numbers.Real)
+                                                                      and np.isfinite(threshold))):
         raise InputValueError(f"`threshold` must be a finite number or None; got {threshold!r}.")
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
         raise InputValueError(f"`epochs` must be an int >= 0; got {epochs!r}.")

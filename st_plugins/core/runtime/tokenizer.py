@@ -40,6 +40,16 @@ def max_length_rule(explicit: int | None, configured: int | None, tokenizer_max:
     return tokenizer_max
 
 
+def _cut_at_word_end(text: str, encoding: Any, at_least: int) -> tuple[str, int]:
+    """``(prefix, tokens)``: ``text`` up to the end of the first word that ends at or after token ``at_least``
+    (the whole text when none does), and how many tokens that prefix has."""
+    words = encoding.word_ids
+    for k in range(max(at_least, 1), len(words)):
+        if words[k] != words[k - 1]:
+            return text[: encoding.offsets[k - 1][1]], k
+    return text, len(words)
+
+
 def length_order(lengths: Sequence[int]) -> np.ndarray:
     """Indices from longest to shortest input (stable), as sentence-transformers orders batches.
 
@@ -97,6 +107,7 @@ class TextTokenizer:
         if facts.lowercase:
             _add_lowercase(self._tok)
         self._prompt_lengths: dict[str, int] = {}
+        self._plain: Any = None  # the same tokenizer without truncation (see _shorten_pairs), made on first need
         self.max_length = max_length
 
     @classmethod
@@ -134,8 +145,35 @@ class TextTokenizer:
         """``tokenizers.Encoding`` per input (special tokens added, truncated, not padded)."""
         if not texts:
             return []
-        inputs = list(texts) if pairs is None else list(zip(texts, pairs))
+        inputs = list(texts) if pairs is None else list(zip(*self._shorten_pairs(list(texts), list(pairs))))
         return self._tok.encode_batch(inputs)
+
+    def _shorten_pairs(self, firsts: list[str], seconds: list[str]) -> tuple[list[str], list[str]]:
+        """Pairs whose two texts both run far past the limit, cut at word ends past it: the same tokens are kept.
+
+        tokenizers truncates a pair by combining every overflowing piece of one side with every piece of the
+        other: two 100,000-character texts take minutes and gigabytes. A text cut at the end of a word past
+        the limit tokenizes to the same first tokens; which side is longer (what ``longest_first`` looks
+        at, besides the lengths below the limit) is kept too.
+        """
+        limit = self._max_length
+        for i, (a, b) in enumerate(zip(firsts, seconds)):
+            if min(len(a), len(b)) <= 4 * limit:  # at most a few pieces on one side: linear, leave it
+                continue
+            if self._plain is None:
+                plain = require("tokenizers", "onnx").Tokenizer.from_str(self._tok.to_str())
+                plain.no_truncation()
+                self._plain = plain
+            ea, eb = self._plain.encode_batch([a, b], add_special_tokens=False)
+            if min(len(ea.ids), len(eb.ids)) <= limit:
+                continue
+            if len(ea.ids) > len(eb.ids):
+                seconds[i], kept = _cut_at_word_end(b, eb, limit + 1)
+                firsts[i], _ = _cut_at_word_end(a, ea, kept + 1)
+            else:
+                firsts[i], kept = _cut_at_word_end(a, ea, limit + 1)
+                seconds[i], _ = _cut_at_word_end(b, eb, kept)
+        return firsts, seconds
 
     def prompt_length(self, prompt: str) -> int:
         """Tokens of ``prompt`` alone, without a trailing special token (sentence-transformers' rule).
