@@ -89,7 +89,13 @@ class Encoder:
         self._root, self._allow_pickle, self._served = Path(root), allow_pickle, served
         from st_plugins.core.validation import check_device
 
-        self._device = str(check_device(device) or default_device())
+        try:
+            checked = check_device(device)
+        except InputValueError:
+            self._device = str(device)
+            self._checked_backend(backend)  # a runtime backend off the CPU: that rule says more
+            raise
+        self._device = str(checked or default_device())
         self._backend = self._checked_backend(backend)
         self._torch: Any = None
         self._exposed = False  # the torch engine's weights were handed out: they may differ from the folder's

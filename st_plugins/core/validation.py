@@ -173,8 +173,11 @@ def check_device(device: Any, name: str = "device") -> str | None:
                              f"got {type(device).__name__} ({device!r:.40}).")
     if _CPU.fullmatch(device):
         return device
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        raise InputValueError(f"`{name}` must be 'cpu' here: torch is not installed, and only torch runs on other "
+                              f"devices; got {device!r}. Install torch, or use device='cpu'.") from None
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError, TypeError):

@@ -5,6 +5,10 @@ Layout under :func:`backends_dir` (``$ST_PLUGINS_HOME/backends`` or ``~/.cache/s
     index/<folder id>.json            file stats -> content hash memo (no re-hashing while nothing changed)
     <content hash[:24]>/<variant>-<library key>/   model.onnx + meta.json (one artifact)
 
+``meta.json`` lists every file of an artifact with its size and SHA-256. A file whose size, inode or
+change time differs from the last check (``.verified.json``) is hashed again before it is used; a
+mismatch makes the artifact incomplete, so it is rebuilt rather than served.
+
 A changed model folder hashes differently, so it gets a new directory and the old one is removed;
 a new st_plugins or onnxruntime version changes the library key, so artifacts are rebuilt.
 Everything here is torch-free (the lean runtime uses it).
@@ -24,7 +28,8 @@ from pathlib import Path
 __all__ = ["FORMAT", "home_dir", "backends_dir", "content_hash", "library_key", "artifact_dir", "publish", "is_complete",
            "read_meta"]
 
-FORMAT = 4  # bump when the artifact recipe or layout changes (3: tokenizer.json + facts; 4: optimized offline)
+FORMAT = 5  # bump when the artifact recipe or layout changes (3: tokenizer.json + facts; 4: optimized offline;
+#            5: SHA-256 of every file)
 _SKIP_DIRS = {".git", "onnx", "openvino", "__pycache__"}
 _SKIP_FILES = {"README.md", ".gitattributes"}
 
@@ -129,8 +134,11 @@ def publish(target: Path, build: Callable[[Path], dict]) -> Path:
     tmp.mkdir()
     try:
         meta = build(tmp)
-        meta["files"] = {p.name: p.stat().st_size for p in tmp.iterdir()}
+        files = sorted(p for p in tmp.iterdir() if p.is_file())
+        meta["files"] = {p.name: p.stat().st_size for p in files}
+        meta["sha256"] = {p.name: _sha256(p) for p in files}
         _write_json(tmp / "meta.json", meta)
+        _write_json(tmp / _VERIFIED, _stats(tmp, meta["files"]))
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)
         try:
@@ -148,12 +156,51 @@ def publish(target: Path, build: Callable[[Path], dict]) -> Path:
 
 
 def is_complete(target: Path) -> bool:
-    """True when ``target`` holds ``meta.json`` and every file it lists, with the recorded sizes."""
+    """True when ``target`` holds ``meta.json`` and every file it lists, with the recorded sizes and hashes.
+
+    Hashing is skipped while a file's size, inode and change times are those seen at the last check (so a
+    start-up does not read the graph twice); any write to a file changes them and triggers a full check.
+    """
     meta = _read_json(target / "meta.json")
-    files = meta.get("files")
-    if not files:
+    files, hashes = meta.get("files"), meta.get("sha256")
+    if not files or not isinstance(hashes, dict) or set(hashes) != set(files):
         return False
-    return all((target / name).is_file() and (target / name).stat().st_size == size for name, size in files.items())
+    try:
+        if any((target / name).stat().st_size != size for name, size in files.items()):
+            return False
+        stats = _stats(target, files)
+    except OSError:  # a listed file is missing
+        return False
+    if _read_json(target / _VERIFIED) == stats:
+        return True
+    if any(_sha256(target / name) != digest for name, digest in hashes.items()):
+        return False
+    try:
+        _write_json(target / _VERIFIED, stats)
+    except OSError:  # a read-only cache still works; it is only hashed at every start
+        pass
+    return True
+
+
+_VERIFIED = ".verified.json"
+
+
+def _stats(folder: Path, files: dict) -> dict:
+    """Size, inode and change times of each file: any write (even one that restores the modification time
+    with ``os.utime``) moves ``st_ctime_ns``, and a copy changes the inode."""
+    stats = {}
+    for name in sorted(files):
+        st = (folder / name).stat()
+        stats[name] = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    return stats
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_meta(target: Path) -> dict:
