@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ if DATA.is_dir():
     os.environ.setdefault("ST_PLUGINS_DATA", str(DATA))
 
 from st_plugins.data import read_sts  # noqa: E402
+from tests import factories  # noqa: E402
 
 SENTENCES = [
     "The weather is lovely today.",
@@ -96,56 +99,66 @@ def banking77_dir() -> Path:
     return _data("banking77", "train.csv").parent
 
 
+# Tiny random models: one factory (tests/factories.py), each folder built once per test run, with seeds fixed
+# by its arguments, so a folder is the same whichever test asks first (the suite runs in random order).
 @pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory, minilm_path) -> Path:
+def tiny_bert_dir() -> Path:
     """A plain transformers BERT folder with random weights (hidden 32) and MiniLM's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder, safe_serialization=True)
-    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
-    return folder
+    return factories.tiny_bert()
 
 
 @pytest.fixture(scope="session")
-def make_st_folder(tmp_path_factory, tiny_bert_dir):
-    """Build (once per configuration) a sentence-transformers folder with sentence-transformers itself."""
-    st = pytest.importorskip("sentence_transformers")
-    built: dict[tuple, Path] = {}
+def make_st_folder():
+    """``make(pooling="mean", dense=(), normalize=False, prompts=None, ...)``: a sentence-transformers folder
+    over :func:`tiny_bert_dir`, written by sentence-transformers itself (see :func:`tests.factories.st_folder`)."""
+    pytest.importorskip("sentence_transformers")
+    return factories.st_folder
 
-    def make(pooling="mean", include_prompt=True, dense=(), normalize=False, prompts=None,
-             default_prompt_name=None, similarity_fn_name=None, max_seq_length=64) -> Path:
-        key = (pooling if isinstance(pooling, str) else tuple(pooling), include_prompt, tuple(dense), normalize,
-               tuple(sorted((prompts or {}).items())), default_prompt_name, similarity_fn_name, max_seq_length)
-        if key in built:
-            return built[key]
-        import torch
 
-        from sentence_transformers.sentence_transformer import modules as stm
+@pytest.fixture(scope="session")
+def tiny_bi_dir() -> Path:
+    """The plain tiny bi-encoder folder (mean pooling)."""
+    return factories.st_folder()
 
-        torch.manual_seed(len(built))
-        transformer = stm.Transformer(str(tiny_bert_dir), max_seq_length=max_seq_length)
-        pool = stm.Pooling(32, pooling_mode=pooling, include_prompt=include_prompt)
-        modules = [transformer, pool]
-        dim = pool.get_embedding_dimension()
-        for out_features, activation in dense:
-            modules.append(stm.Dense(dim, out_features, activation_function=activation))
-            dim = out_features
-        if normalize:
-            modules.append(stm.Normalize())
-        model = st.SentenceTransformer(modules=modules, device="cpu", prompts=prompts,
-                                       default_prompt_name=default_prompt_name,
-                                       similarity_fn_name=similarity_fn_name)
-        folder = tmp_path_factory.mktemp("st_folder")
-        model.save(str(folder))
-        built[key] = folder
-        return folder
 
-    return make
+@pytest.fixture(scope="session")
+def make_cross_folder():
+    """``make(arch="bert", num_labels=1) -> folder``: a ``*ForSequenceClassification`` folder with random weights
+    (see :func:`tests.factories.cross_folder`)."""
+    return factories.cross_folder
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_dir() -> Path:
+    """The tiny 1-label BERT cross-encoder folder."""
+    return factories.cross_folder("bert", 1)
+
+
+@contextlib.contextmanager
+def registered(names: dict[str, Path | Callable[[], Path]]):
+    """Register model names for the duration of a ``with`` block, then restore the registry."""
+    from st_plugins.core import resolve
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, locate in names.items():
+            mp.setitem(resolve._REGISTRY, name, locate if callable(locate) else (lambda folder=locate: folder))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _registry_untouched():
+    """No test may leave the global model registry changed (use :func:`registered` or ``monkeypatch``)."""
+    from st_plugins.core import resolve
+
+    resolve.registered_models()  # the packages' entry points are read once, lazily: not a change by the test
+    before = dict(resolve._REGISTRY)
+    yield
+    after = dict(resolve._REGISTRY)
+    if after != before:
+        resolve._REGISTRY.clear()
+        resolve._REGISTRY.update(before)
+        changed = sorted(set(after) ^ set(before) | {k for k in before if k in after and after[k] is not before[k]})
+        pytest.fail(f"the test changed the model registry without restoring it: {changed}")
 
 
 class ChromaServer:

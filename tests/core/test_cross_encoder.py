@@ -19,10 +19,7 @@ from torch import nn
 from st_plugins import CrossEncoder
 from st_plugins.errors import InputTypeError, InputValueError, ModelFormatError, UnsafeCheckpointError
 from tests.conftest import PASTA_CORPUS, PASTA_QUERY, SENTENCES
-from tests.core import conftest_cross
-from tests.core.conftest_cross import ID2LABEL
-
-make_cross_folder = conftest_cross.make_cross_folder  # the session fixture, shared with other test modules
+from tests.factories import ID2LABEL
 
 st = pytest.importorskip("sentence_transformers")
 TOL = 1e-5
@@ -181,7 +178,7 @@ def _edit_json(path, **changes):
 
 HF_IDENTITY = {"sentence_transformers": {"activation_fn": "torch.nn.modules.linear.Identity"}}
 LEGACY_TANH = {"sbert_ce_default_activation_function": "torch.nn.modules.activation.Tanh"}
-DOUBLED = "tests.core.conftest_cross.Doubled"
+DOUBLED = "tests.factories.Doubled"
 
 
 @pytest.mark.parametrize(
@@ -267,10 +264,10 @@ def test_cross_encoder_refuses_pickle_unless_allowed(make_cross_folder, tmp_path
 
 
 def test_cross_encoder_loads_registered_name_and_hub_cache(make_cross_folder, tmp_path, monkeypatch):
-    from st_plugins.core.resolve import register_model
+    from st_plugins.core import resolve
 
     folder = make_cross_folder("bert", 1)
-    register_model("tiny-cross-encoder-test", lambda: folder)
+    monkeypatch.setitem(resolve._REGISTRY, "tiny-cross-encoder-test", lambda: folder)
     expected = CrossEncoder(str(folder), device="cpu").predict(PAIRS[:5])
     assert np.abs(CrossEncoder("tiny-cross-encoder-test", device="cpu").predict(PAIRS[:5]) - expected).max() == 0
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

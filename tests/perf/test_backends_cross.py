@@ -8,9 +8,7 @@ import pytest
 from st_plugins import CrossEncoder
 from st_plugins.errors import InputValueError
 from tests.conftest import SENTENCES
-from tests.core import conftest_cross
 
-make_cross_folder = conftest_cross.make_cross_folder
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 

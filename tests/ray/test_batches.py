@@ -9,7 +9,6 @@ ray = pytest.importorskip("ray")
 
 from st_plugins.errors import InputTypeError, InputValueError  # noqa: E402
 from st_plugins.ray import EmbedBatch, RerankBatch, embed_dataset, rerank_dataset  # noqa: E402
-from tests.core.conftest_cross import make_cross_folder  # noqa: E402,F401  (a fixture)
 
 
 def test_embed_dataset_equals_single_process_row_for_row(ray_cluster, model, sentences):

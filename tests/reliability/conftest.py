@@ -11,11 +11,6 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-import tests.conftest as _root
-
-if not hasattr(_root, "make_cross_folder"):  # until the tiny-model factory lives in tests/conftest.py
-    from tests.core.conftest_cross import make_cross_folder  # noqa: F401
-
 _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
            "print_blob": True}
 settings.register_profile("ci", max_examples=25, derandomize=True, **_COMMON)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import factories
+
 WORDS = (["A man", "A woman", "A dog", "The child", "A chef", "Two pilots"],
          ["is eating", "is reading", "is riding", "is cooking", "is playing"],
          ["pasta.", "a book.", "a horse.", "bread.", "the guitar.", "in the park."])
@@ -47,41 +49,10 @@ def st_modules():
 
 
 @pytest.fixture(scope="session")
-def tiny_bi_dir(tmp_path_factory, tiny_bert_dir, st_modules) -> Path:
-    """A sentence-transformers folder (tiny random BERT + mean pooling) written by sentence-transformers."""
-    import sentence_transformers as st
-    import torch
-
-    torch.manual_seed(0)
-    mods = st_modules["modules"]
-    model = st.SentenceTransformer(modules=[mods.Transformer(str(tiny_bert_dir), max_seq_length=64),
-                                            mods.Pooling(32, pooling_mode="mean")], device="cpu")
-    folder = tmp_path_factory.mktemp("tiny_bi")
-    model.save(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="session")
-def make_tiny_cross(tmp_path_factory, minilm_path):
-    """``make(num_labels) -> folder``: a tiny random BertForSequenceClassification with MiniLM's tokenizer."""
-    built: dict[int, Path] = {}
-
-    def make(num_labels: int = 1) -> Path:
-        if num_labels not in built:
-            import torch
-            from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-            torch.manual_seed(num_labels)
-            config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=64, max_position_embeddings=128, num_labels=num_labels,
-                                initializer_range=0.2)
-            folder = tmp_path_factory.mktemp(f"tiny_cross_{num_labels}")
-            BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
-            AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
-            built[num_labels] = folder
-        return built[num_labels]
-
-    return make
+def make_tiny_cross():
+    """``make(num_labels) -> folder``: a tiny random BertForSequenceClassification with MiniLM's tokenizer
+    (seeded with ``num_labels``, as the training thresholds were measured)."""
+    return lambda num_labels=1: factories.cross_folder("bert", num_labels, seed=num_labels)
 
 
 @pytest.fixture()
