@@ -107,7 +107,7 @@ def index_documents(
             result.skipped += len(chunk) - len(todo)
             bar.update(len(chunk))
             bar.set_postfix(added=result.added, present=result.skipped)
-    result.total = collection.count()
+        result.total = collection.count()  # a server can die here too: the same StoreUnavailableError
     return result
 
 
