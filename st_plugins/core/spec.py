@@ -126,6 +126,12 @@ def _module_kind(type_name: str) -> str:
 
 def _dense_spec(folder: Path) -> DenseSpec:
     cfg = _read_json(folder / "config.json")
+    if cfg.get("use_residual"):  # sentence-transformers 6: out = activation(linear(x)) + x (or a projection of x)
+        raise ModelFormatError(
+            f"{folder / 'config.json'} asks for a residual Dense layer (use_residual=true), which st_plugins does not "
+            "support yet; its vectors would differ from sentence-transformers'. Use sentence-transformers for this "
+            "model, or save it without use_residual."
+        )
     return DenseSpec(
         path=folder,
         in_features=int(cfg["in_features"]),

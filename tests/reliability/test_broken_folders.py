@@ -144,3 +144,16 @@ def test_dense_activation_outside_torch_is_refused_unless_trusted(make_st_folder
         with pytest.raises((ModelFormatError, UnsafeCheckpointError), match="trust_remote_code=True") as info:
             _load("bi", root, backend)
         assert "tests.factories.Doubled" in str(info.value) and dense.name in str(info.value)
+
+
+def test_residual_dense_is_refused_not_served_wrong(make_st_folder, tmp_path):
+    """sentence-transformers 6's ``Dense(use_residual=True)`` adds the input back: unsupported, so refused."""
+    root = _copy(make_st_folder(dense=((32, "torch.nn.modules.activation.Tanh"),)), tmp_path)
+    dense = next(p for p in root.iterdir() if p.name.endswith("Dense"))
+    config = json.loads((dense / "config.json").read_text())
+    config["use_residual"] = True
+    (dense / "config.json").write_text(json.dumps(config))
+    for backend in BACKENDS:
+        with pytest.raises(ModelFormatError, match="use_residual") as info:
+            _load("bi", root, backend)
+        assert str(dense / "config.json") in str(info.value)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SENTENCES
-from tests.perf.conftest import min_cosine, shared_model, sts_spearman
+from tests.core.conftest import min_cosine, shared_model, sts_spearman
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -1,4 +1,4 @@
-"""Fixtures for the fast-path tests: a private artifact cache, STS sentences, fp32 references."""
+"""Fixtures for the core tests (runtime and backends): a private artifact cache, STS sentences, fp32 references."""
 
 from __future__ import annotations
 
