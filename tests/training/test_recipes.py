@@ -70,7 +70,7 @@ def test_recipes_cosent_trains_saves_and_reports(tiny_sts_dir, tiny_bi_dir, tmp_
                                                  abs=1e-6)
     # The recipe times its whole body, in seconds: nearly all of the call as timed from outside (measured: a few
     # ms less, from 0.5 s to 9 s calls), never more.
-    assert 0.75 * wall <= result.wall_seconds <= wall and 0.75 * cpu <= result.cpu_seconds <= cpu
+    assert 0.5 * wall <= result.wall_seconds <= wall and 0.5 * cpu <= result.cpu_seconds <= cpu
     texts = sentences(4, 9)
     before = SentenceTransformer(str(tiny_bi_dir), device="cpu").encode(texts)
     after = SentenceTransformer(str(result.path), device="cpu").encode(texts)
