@@ -34,7 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser, *, out: str, base_model: str,
 
 
 def common_settings(args: argparse.Namespace) -> dict:
-    """The recipe keyword arguments behind the common flags; sets torch's threads when ``--threads`` is given."""
+    """The recipe keyword arguments behind the common flags; sets torch's threads when ``--threads`` is given.
+
+    Raises:
+        MissingDependencyError: torch or transformers is not installed (training needs the torch extra).
+    """
+    from st_plugins.errors import require
+
+    for module in ("torch", "transformers"):
+        require(module, "torch")
     if args.threads is not None:
         import torch
 

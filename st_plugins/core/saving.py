@@ -31,10 +31,10 @@ def save_bi_encoder(model: Any, path: Path) -> None:
     Layout: transformer + tokenizer at the root, ``{i}_Pooling``, ``{i}_Dense``, ``{i}_Normalize``
     in the original module order, with the classic ``sentence_transformers.models.*`` type names.
     """
+    engine = model._torch_module()  # read only: saving does not hand the weights out (needs the torch extra)
     from st_plugins.core.heads import Dense
     from st_plugins.core.spec import PoolingSpec
 
-    engine = model._torch_module()  # read only: saving does not hand the weights out
     path.mkdir(parents=True, exist_ok=True)
     engine.auto_model.save_pretrained(str(path), safe_serialization=True)
     model.tokenizer.save_pretrained(str(path))

@@ -7,11 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
-from st_plugins.core.similarity import cos_sim, normalize_embeddings, to_tensor
+from st_plugins.core.similarity import _topk, cos_sim, normalize_embeddings, to_tensor
 from st_plugins.core.validation import check_positive_int, check_real
 from st_plugins.errors import InputValueError
 
@@ -24,7 +22,7 @@ def semantic_search(
     query_chunk_size: int = 100,
     corpus_chunk_size: int = 500000,
     top_k: int = 10,
-    score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim,
+    score_function: Callable[[Any, Any], Any] = cos_sim,
 ) -> list[list[dict[str, int | float]]]:
     """For each query, the ``top_k`` corpus entries ``{"corpus_id", "score"}``, best first.
 
@@ -40,14 +38,19 @@ def semantic_search(
     if queries.shape[1] != corpus.shape[1] and len(queries) and len(corpus):
         raise InputValueError(f"`query_embeddings` and `corpus_embeddings` must have the same dimension; got "
                               f"{queries.shape[1]} and {corpus.shape[1]}.")
-    queries = queries.to(corpus.device, torch.promote_types(queries.dtype, corpus.dtype))
+    if isinstance(queries, np.ndarray):
+        queries = queries.astype(np.result_type(queries.dtype, corpus.dtype), copy=False)
+    else:
+        import torch
+
+        queries = queries.to(corpus.device, torch.promote_types(queries.dtype, corpus.dtype))
     results: list[list[tuple[float, int]]] = [[] for _ in range(len(queries))]
     for c_start in range(0, len(corpus), corpus_chunk_size):
         chunk = corpus[c_start : c_start + corpus_chunk_size]
         for q_start in range(0, len(queries), query_chunk_size):
             scores = score_function(queries[q_start : q_start + query_chunk_size], chunk)
-            values, idx = torch.topk(scores, min(top_k, scores.size(1)), dim=1, largest=True, sorted=False)
-            for q, (vals, ids) in enumerate(zip(values.cpu().tolist(), (idx + c_start).cpu().tolist())):
+            values, idx = _topk(scores, min(top_k, scores.shape[1]))
+            for q, (vals, ids) in enumerate(zip(_rows(values), _rows(idx + c_start))):
                 heap = results[q_start + q]
                 for cand in zip(vals, ids):
                     (heapq.heappush if len(heap) < top_k else heapq.heappushpop)(heap, cand)
@@ -56,7 +59,7 @@ def semantic_search(
 
 def paraphrase_mining(model: Any, sentences: list[str], show_progress_bar: bool = False, batch_size: int = 32,
                       query_chunk_size: int = 5000, corpus_chunk_size: int = 100000, max_pairs: int = 500000,
-                      top_k: int = 100, score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim,
+                      top_k: int = 100, score_function: Callable[[Any, Any], Any] = cos_sim,
                       truncate_dim: int | None = None, prompt_name: str | None = None,
                       prompt: str | None = None) -> list[list[float | int]]:
     """Pairs ``[score, i, j]`` (``i < j``) of the most similar sentences, best first."""
@@ -68,7 +71,7 @@ def paraphrase_mining(model: Any, sentences: list[str], show_progress_bar: bool 
 
 def paraphrase_mining_embeddings(embeddings: Any, query_chunk_size: int = 5000, corpus_chunk_size: int = 100000,
                                  max_pairs: int = 500000, top_k: int = 100,
-                                 score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim) -> list[list[float | int]]:
+                                 score_function: Callable[[Any, Any], Any] = cos_sim) -> list[list[float | int]]:
     _check_mining(query_chunk_size, corpus_chunk_size, max_pairs, top_k)
     emb = to_tensor(embeddings)
     pairs: list[tuple[float, int, int]] = []
@@ -76,8 +79,8 @@ def paraphrase_mining_embeddings(embeddings: Any, query_chunk_size: int = 5000, 
     min_score = float("-inf")
     for q_start in range(0, len(emb), query_chunk_size):
         scores = score_function(emb[q_start : q_start + query_chunk_size], emb)
-        values, idx = torch.topk(scores, min(top_k + 1, scores.size(1)), dim=1, largest=True)
-        for q, (vals, ids) in enumerate(zip(values.cpu().tolist(), idx.cpu().tolist())):
+        values, idx = _topk(scores, min(top_k + 1, scores.shape[1]))
+        for q, (vals, ids) in enumerate(zip(_rows(values), _rows(idx))):
             i = q_start + q
             for j, score in [(j, s) for j, s in zip(ids, vals) if j != i][:top_k]:
                 pair = (min(i, j), max(i, j))
@@ -110,14 +113,14 @@ def community_detection(embeddings: Any, threshold: float = 0.75, min_community_
     found = []
     for start in tqdm(range(0, len(emb), batch_size), desc="Finding clusters", disable=not show_progress_bar):
         scores = emb[start : start + batch_size] @ emb.T
-        top_vals, _ = scores.topk(k=min_community_size, largest=True)
+        top_vals, _ = _topk(scores, min_community_size)
         for i in range(len(top_vals)):
             if top_vals[i][-1] >= threshold:
-                vals, ids = scores[i].topk(k=sort_max, largest=True)
+                vals, ids = _topk(scores[i], sort_max)
                 while vals[-1] >= threshold and sort_max < len(emb):
                     sort_max = min(2 * sort_max, len(emb))
-                    vals, ids = scores[i].topk(k=sort_max, largest=True)
-                found.append((start + i, ids[vals >= threshold].cpu().numpy().astype(np.uint32)))
+                    vals, ids = _topk(scores[i], sort_max)
+                found.append((start + i, _numpy(ids[vals >= threshold]).astype(np.uint32)))
     found.sort(key=lambda x: len(x[1]), reverse=True)
     used = np.zeros(len(emb), dtype=bool)
     unique = []
@@ -130,6 +133,14 @@ def community_detection(embeddings: Any, threshold: float = 0.75, min_community_
             unique.append(community)
             used[community] = True
     return sorted(unique, key=len, reverse=True)
+
+
+def _rows(x: Any) -> list:
+    return x.tolist() if isinstance(x, np.ndarray) else x.cpu().tolist()
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else x.cpu().numpy()
 
 
 def _check_mining(query_chunk_size: Any, corpus_chunk_size: Any, max_pairs: Any, top_k: Any) -> None:

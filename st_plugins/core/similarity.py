@@ -2,10 +2,12 @@
 
 torch is imported when a function runs, not when this module loads: the names
 (:class:`SimilarityFunction`) are needed by every encoder, the functions only by their callers.
+Without torch installed (the plain install) the same functions compute in numpy and return arrays.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -21,19 +23,38 @@ __all__ = [
 ]
 
 
+def torch_installed() -> bool:
+    """True when torch can be imported. Without it (the plain install) these functions take and return numpy
+    arrays with the same values; with it, torch tensors, as ``sentence_transformers.util``."""
+    import importlib.util
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    return importlib.util.find_spec("torch") is not None
+
+
 def _torch() -> Any:
     import torch
 
     return torch
 
 
+def _invalid(a: Any, name: str) -> InputTypeError:
+    return InputTypeError(f"`{name}` must be embeddings: a 2-D tensor, numpy array or list of equal-length rows "
+                          f"of numbers; got {type(a).__name__} ({a!r:.60}).")
+
+
 def to_tensor(a: Any, name: str = "embeddings") -> Any:
     """A float tensor from a tensor, numpy array or (nested) list; 1-D input becomes one row.
+
+    Without torch installed, a float numpy array (float32 unless the input is float64).
 
     Raises:
         InputTypeError: ``a`` is not numbers (``None``, text, objects, complex numbers, ragged rows).
         InputValueError: ``a`` is a scalar or has more than 2 dimensions.
     """
+    if not torch_installed():
+        return _to_array(a, name)
     torch = _torch()
     Tensor = torch.Tensor
     try:
@@ -50,8 +71,7 @@ def to_tensor(a: Any, name: str = "embeddings") -> Any:
         else:
             t = torch.tensor(a)
     except (TypeError, ValueError, RuntimeError):
-        raise InputTypeError(f"`{name}` must be embeddings: a 2-D tensor, numpy array or list of equal-length rows "
-                             f"of numbers; got {type(a).__name__} ({a!r:.60}).") from None
+        raise _invalid(a, name) from None
     if t.is_complex():
         raise InputTypeError(f"`{name}` must hold real numbers; got {t.dtype}. Pass the real part, e.g. x.real.")
     if t.dim() not in (1, 2):
@@ -62,8 +82,30 @@ def to_tensor(a: Any, name: str = "embeddings") -> Any:
     return t.unsqueeze(0) if t.dim() == 1 else t
 
 
+def _to_array(a: Any, name: str) -> np.ndarray:
+    """:func:`to_tensor` without torch: the same rules, a numpy array out."""
+    if a is None or isinstance(a, (str, bytes, dict)):
+        raise _invalid(a, name)
+    try:
+        t = np.stack(list(a)) if isinstance(a, (list, tuple)) and a and isinstance(a[0], np.ndarray) else np.asarray(a)
+    except (TypeError, ValueError):
+        raise _invalid(a, name) from None
+    if t.dtype == object or t.dtype.kind not in "biufc":
+        raise _invalid(a, name)
+    if t.dtype.kind == "c":
+        raise InputTypeError(f"`{name}` must hold real numbers; got {t.dtype}. Pass the real part, e.g. x.real.")
+    if t.ndim not in (1, 2):
+        raise InputValueError(f"`{name}` must be 1-D (one vector) or 2-D (one row per vector); got shape {t.shape}.")
+    if t.dtype.kind != "f":
+        t = t.astype(np.float32)
+    return t[None, :] if t.ndim == 1 else t
+
+
 def normalize_embeddings(embeddings: Any) -> Any:
     """Each row L2-normalized (a torch tensor in, a torch tensor out), as ``sentence_transformers.util``."""
+    if isinstance(embeddings, np.ndarray):
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        return embeddings / np.maximum(norms, 1e-12).astype(embeddings.dtype)
     return _torch().nn.functional.normalize(embeddings, p=2, dim=1)
 
 
@@ -77,8 +119,45 @@ def _pair(a: Any, b: Any, names: tuple[str, str] = ("a", "b"), pairwise: bool = 
     if pairwise and len(a) != len(b) and 1 not in (len(a), len(b)):
         raise InputValueError(f"`{names[0]}` and `{names[1]}` must have as many rows (pairwise); got {len(a)} and "
                               f"{len(b)}.")
+    if isinstance(a, np.ndarray):
+        dtype = np.result_type(a.dtype, b.dtype)
+        return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
     dtype = _torch().promote_types(a.dtype, b.dtype)
     return a.to(dtype), b.to(device=a.device, dtype=dtype)
+
+
+def _cdist(a: Any, b: Any, p: float) -> Any:
+    if isinstance(a, np.ndarray):
+        diff = np.abs(a[:, None, :] - b[None, :, :])
+        return diff.sum(-1) if p == 1.0 else np.sqrt((diff * diff).sum(-1))
+    return _torch().cdist(a, b, p=p)
+
+
+def _abs_sum(x: Any) -> Any:
+    return np.abs(x).sum(axis=-1) if isinstance(x, np.ndarray) else x.abs().sum(dim=-1)
+
+
+def _norm(x: Any) -> Any:
+    return np.linalg.norm(x, axis=-1) if isinstance(x, np.ndarray) else _torch().linalg.vector_norm(x, dim=-1)
+
+
+def _topk(scores: Any, k: int, largest: bool = True) -> tuple[Any, Any]:
+    """``(values, indices)`` of the ``k`` best entries of each row, best first (``torch.topk`` for numpy too).
+
+    Example:
+        >>> values, idx = _topk(np.array([[0.1, 0.9, 0.5]]), 2)
+        >>> values.tolist(), idx.tolist()
+        ([[0.9, 0.5]], [[1, 2]])
+    """
+    if not isinstance(scores, np.ndarray):
+        return scores.topk(k, dim=-1, largest=largest)
+    keyed = -scores if largest else scores
+    if k < scores.shape[-1]:
+        part = np.argpartition(keyed, k - 1, axis=-1)[..., :k]
+    else:
+        part = np.broadcast_to(np.arange(scores.shape[-1]), scores.shape).copy()
+    order = np.take_along_axis(part, np.argsort(np.take_along_axis(keyed, part, axis=-1), axis=-1, kind="stable"), -1)
+    return np.take_along_axis(scores, order, axis=-1), order
 
 
 def cos_sim(a: Any, b: Any) -> Any:
@@ -99,32 +178,32 @@ def dot_score(a: Any, b: Any) -> Any:
 
 def euclidean_sim(a: Any, b: Any) -> Any:
     """Negative euclidean distance."""
-    return -_torch().cdist(*_pair(a, b), p=2.0)
+    return -_cdist(*_pair(a, b), p=2.0)
 
 
 def manhattan_sim(a: Any, b: Any) -> Any:
     """Negative manhattan distance."""
-    return -_torch().cdist(*_pair(a, b), p=1.0)
+    return -_cdist(*_pair(a, b), p=1.0)
 
 
 def pairwise_cos_sim(a: Any, b: Any) -> Any:
     a, b = _pair(a, b, pairwise=True)
-    return (normalize_embeddings(a) * normalize_embeddings(b)).sum(dim=-1)
+    return (normalize_embeddings(a) * normalize_embeddings(b)).sum(-1)
 
 
 def pairwise_dot_score(a: Any, b: Any) -> Any:
     a, b = _pair(a, b, pairwise=True)
-    return (a * b).sum(dim=-1)
+    return (a * b).sum(-1)
 
 
 def pairwise_euclidean_sim(a: Any, b: Any) -> Any:
     a, b = _pair(a, b, pairwise=True)
-    return -_torch().linalg.vector_norm(a - b, dim=-1)
+    return -_norm(a - b)
 
 
 def pairwise_manhattan_sim(a: Any, b: Any) -> Any:
     a, b = _pair(a, b, pairwise=True)
-    return -(a - b).abs().sum(dim=-1)
+    return -_abs_sum(a - b)
 
 
 class SimilarityFunction(str, Enum):

@@ -33,7 +33,18 @@ _LAZY = {name: module for module, names in _HOMES.items() for name in names}
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        try:
+            module = importlib.import_module(_LAZY[name])
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("torch", "transformers"):
+                raise
+            from st_plugins.errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                f"Training ({name}) needs {exc.name}, which is not installed. Install the torch extra: "
+                'pip install "st-plugins[torch]" (see the README for the CPU wheel of torch).'
+            ) from exc
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'st_plugins.training' has no attribute {name!r}")

@@ -24,8 +24,8 @@ _FRESH = """
 import json, sys
 from st_plugins.core.runtime import graphs
 builds = []
-real = graphs.build_in_child
-graphs.build_in_child = lambda *a, **k: builds.append(1) or real(*a, **k)
+real = graphs.build_graph_folder
+graphs.build_graph_folder = lambda *a, **k: builds.append(1) or real(*a, **k)
 from st_plugins import SentenceTransformer
 m = SentenceTransformer(sys.argv[1], device="cpu", backend="onnx")
 print(json.dumps({"builds": len(builds), "graph": str(m.graph.folder), "vectors": m.encode(json.loads(sys.argv[2])).tolist()}))

@@ -1,4 +1,5 @@
-"""A model's inference graph: found in the disk cache, or built once (in a child process when torch is needed).
+"""A model's inference graph: found in the disk cache, or built once (here from safetensors, or exported by torch
+in a child process).
 
 A graph folder (:mod:`.store`) holds ``model.onnx``, the ``tokenizer.json`` transformers runs for the
 model and ``meta.json`` (tokenizer facts, inputs, the build's measured error). It is trusted by the
@@ -20,7 +21,8 @@ from st_plugins.core.runtime.session import OrtRunner
 from st_plugins.core.runtime.tokenizer import TextTokenizer, TokenizerFacts
 from st_plugins.errors import BackendError
 
-__all__ = ["Graph", "variant", "find_graph", "build_in_child", "load_graph", "open_graph", "GRAPH_BACKENDS"]
+__all__ = ["Graph", "variant", "find_graph", "build_in_child", "build_graph_folder", "load_graph", "open_graph",
+           "GRAPH_BACKENDS"]
 
 GRAPH_BACKENDS = {"bi": ("onnx", "int8"), "cross": ("onnx",)}
 _OPEN: dict[Path, Graph] = {}
@@ -80,13 +82,13 @@ def find_graph(root: Path, kind: str, backend: str) -> Path | None:
 
 
 def build_in_child(root: Path, kind: str, backend: str, allow_pickle: bool = False, quiet: bool = False) -> Path:
-    """Build the graph in a child process (it imports torch; this process does not).
+    """Export the graph with torch in a child process (it imports torch; this process does not).
 
     Raises:
         BackendError: The build failed (the child's last error line is included).
     """
     cmd = [sys.executable, "-m", "st_plugins.cli", "build-graph", str(root), "--kind", kind, "--backend", backend,
-           "--quiet"] + (["--allow-pickle"] if allow_pickle else [])
+           "--builder", "export", "--quiet"] + (["--allow-pickle"] if allow_pickle else [])
     if not quiet:
         print(f"st_plugins: building the {backend} graph of {root} once for this machine "
               f"(cached under {store.backends_dir()}) ...", file=sys.stderr, flush=True)
@@ -116,5 +118,31 @@ def load_graph(root: Path, kind: str, backend: str, allow_pickle: bool = False, 
                 f"{root} has no cached {backend!r} graph; build it with: st-plugins build-graph {root} --kind {kind} "
                 f"--backend {backend}"
             )
-        folder = build_in_child(root, kind, backend, allow_pickle)
+        folder = build_graph_folder(root, kind, backend, allow_pickle)
     return open_graph(folder)
+
+
+def build_graph_folder(root: Path, kind: str, backend: str, allow_pickle: bool = False) -> Path:
+    """Build ``root``'s graph into the cache: from its safetensors here (no torch) when the builder covers the
+    model, else exported with torch in a child process (see :mod:`st_plugins.core.backends.build`).
+
+    Raises:
+        MissingDependencyError: The model needs the torch export and torch is not installed.
+        BackendError: The build failed.
+    """
+    from st_plugins.core.backends.build import builder_choice, direct_reason, publish_direct
+
+    choice = builder_choice()
+    reason = direct_reason(root, kind) if choice != "export" else "ST_PLUGINS_GRAPH_BUILDER=export"
+    if reason is None or choice == "safetensors":
+        return publish_direct(root, kind, backend)
+    from st_plugins.core.similarity import torch_installed
+
+    if not torch_installed():
+        from st_plugins.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"The graph of {root} must be exported with torch ({reason}), and torch is not installed. Install the "
+            'torch extra: pip install "st-plugins[torch]" (the CPU wheel first: see the README).'
+        )
+    return build_in_child(root, kind, backend, allow_pickle)

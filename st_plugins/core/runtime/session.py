@@ -57,12 +57,14 @@ def make_session(path: str | os.PathLike, threads: int | None = None, optimized:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def optimize_offline(path: Path) -> None:
+def optimize_offline(path: Path, threads: int = 1) -> Any:
     """Replace the graph at ``path`` by ONNX Runtime's optimized form (fusions that are not hardware-specific),
-    once at build time, so later sessions skip that work."""
+    once at build time, so later sessions skip that work. Returns the session that did it (it runs that
+    optimized graph)."""
     target = path.with_name(f".optimized-{path.name}")
-    make_session(path, threads=1, save_optimized=target)
+    session = make_session(path, threads=threads, save_optimized=target)
     os.replace(target, path)
+    return session
 
 
 def split_batch(idx: Any, feats: dict[str, Any], parts: int) -> list[tuple[Any, dict[str, Any]]]:

@@ -9,6 +9,7 @@ same code truncates, measures prompts and pads, so every path sees the same toke
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -78,6 +79,32 @@ class TokenizerFacts:
         return cls(**{**data, "special_ids": tuple(data.get("special_ids", ()))})
 
 
+def _read_json_file(path: Any) -> dict[str, Any]:
+    """A tokenizer config file as a dict ({} when absent); a malformed one is a typed error naming it."""
+    import json
+
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelFormatError(f"{path} is not valid JSON ({exc}); fix or re-save the tokenizer.") from exc
+    if not isinstance(data, dict):
+        raise ModelFormatError(f"{path} must hold a JSON object, not {type(data).__name__}; re-save the tokenizer.")
+    return data
+
+
+def _bert_normalizer_settings(data: dict[str, Any], config: dict[str, Any]) -> None:
+    """Apply ``tokenizer_config.json``'s lower-casing / accent / CJK options to a ``BertNormalizer`` (in place)."""
+    normalizer = data.get("normalizer")
+    if not isinstance(normalizer, dict) or normalizer.get("type") != "BertNormalizer":
+        return
+    for option, key in (("do_lower_case", "lowercase"), ("strip_accents", "strip_accents"),
+                        ("tokenize_chinese_chars", "handle_chinese_chars")):
+        if option in config:
+            normalizer[key] = config[option]
+
+
 def _add_lowercase(backend: Any) -> None:
     """Put a Lowercase normalizer in front (sentence-transformers' ``do_lower_case``), once."""
     from tokenizers.normalizers import Lowercase, Sequence as NormSeq
@@ -130,6 +157,59 @@ class TextTokenizer:
             lowercase=lowercase,
         )
         return cls(hf_tokenizer.backend_tokenizer.to_str(), facts, max_length or facts.model_max_length)
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, max_length: int | None = None, lowercase: bool = False) -> TextTokenizer:
+        """The tokenizer transformers would load from ``folder``, read without transformers.
+
+        ``tokenizer.json`` is the fast tokenizer itself; ``tokenizer_config.json`` and
+        ``special_tokens_map.json`` give the facts (pad token, padding side, ``model_max_length``, special
+        tokens). For the BERT family, the config's ``do_lower_case`` / ``strip_accents`` /
+        ``tokenize_chinese_chars`` override the file's normalizer, as transformers' tokenizer does.
+        The test suite compares the token ids with transformers' for every covered architecture.
+
+        Raises:
+            ModelFormatError: ``tokenizer.json`` is missing or unreadable, or a config file is malformed.
+        """
+        import json
+        from pathlib import Path
+
+        folder = Path(folder)
+        path = folder / "tokenizer.json"
+        if not path.is_file():
+            raise ModelFormatError(
+                f"{folder} has no tokenizer.json (a fast tokenizer); without transformers it cannot be converted. "
+                'Install the torch extra (pip install "st-plugins[torch]"), or save the tokenizer with '
+                "AutoTokenizer.from_pretrained(path).save_pretrained(path)."
+            )
+        config = _read_json_file(folder / "tokenizer_config.json")
+        special = {**_read_json_file(folder / "special_tokens_map.json"), **config}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ModelFormatError(f"{path} is not a readable tokenizer file ({exc}); re-save the tokenizer.") from exc
+        _bert_normalizer_settings(data, config)
+        backend_json = json.dumps(data, ensure_ascii=False)
+        tok = require("tokenizers", "onnx").Tokenizer.from_str(backend_json)
+
+        def token_id(value: Any) -> int | None:
+            text = value.get("content") if isinstance(value, dict) else value
+            return tok.token_to_id(text) if isinstance(text, str) else None
+
+        names = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+        ids = [token_id(special.get(n)) for n in names]
+        extra = special.get("additional_special_tokens") or special.get("extra_special_tokens") or []
+        ids += [token_id(t) for t in (extra if isinstance(extra, list) else [])]
+        pad = token_id(special.get("pad_token"))
+        limit = config.get("model_max_length")
+        facts = TokenizerFacts(
+            pad_token_id=int(pad) if pad is not None else 0,
+            padding_side=str(config.get("padding_side") or "right"),
+            model_max_length=int(min(float(limit), 10**30)) if isinstance(limit, (int, float)) else 10**30,
+            special_ids=tuple(dict.fromkeys(int(i) for i in ids if i is not None)),
+            lowercase=lowercase,
+        )
+        return cls(backend_json, facts, max_length or facts.model_max_length)
 
     @property
     def max_length(self) -> int:

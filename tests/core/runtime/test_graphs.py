@@ -32,29 +32,38 @@ def _torch_vectors(folder, texts=SENTENCES):
 _FRESH_PROCESS = """
 import json, sys
 from st_plugins.core.runtime import graphs
-builds = []
-real = graphs.build_in_child
-graphs.build_in_child = lambda *a, **k: builds.append(1) or real(*a, **k)
+builds, children = [], []
+real, real_child = graphs.build_graph_folder, graphs.build_in_child
+graphs.build_graph_folder = lambda *a, **k: builds.append(1) or real(*a, **k)
+graphs.build_in_child = lambda *a, **k: children.append(1) or real_child(*a, **k)
 from st_plugins import SentenceTransformer
 m = SentenceTransformer(sys.argv[1], device="cpu", backend=sys.argv[2])
 vectors = m.encode(json.loads(sys.argv[3]))
-print(json.dumps({"builds": len(builds), "graph": str(m.graph.folder), "vectors": vectors.tolist(),
+print(json.dumps({"builds": len(builds), "children": len(children), "graph": str(m.graph.folder), "vectors": vectors.tolist(),
                   "heavy": sorted(x for x in ("torch", "transformers") if x in sys.modules)}))
 """
 
 
-def _fresh_process(folder, backend="auto", texts=SENTENCES) -> tuple[dict, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+def _fresh_process(folder, backend="auto", texts=SENTENCES, builder="auto") -> tuple[dict, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+           "ST_PLUGINS_GRAPH_BUILDER": builder}
     done = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(folder), backend, json.dumps(texts)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-def test_runtime_first_use_builds_in_a_child_then_later_processes_start_lean(tmp_home, tiny_folder):
-    first, stderr = _fresh_process(tiny_folder)
-    assert first["builds"] == 1 and "building the onnx graph" in stderr  # with a progress message
-    assert first["heavy"] == []  # the build ran in a child: this process never imported torch
+@pytest.mark.parametrize("builder", ["safetensors", "export"])
+def test_runtime_first_use_builds_once_then_later_processes_start_lean(tmp_home, tiny_folder, builder):
+    """Written from the safetensors here, or exported by torch in a child (with a progress message): either way
+    the user's process never imports torch, and the next process finds the graph."""
+    first, stderr = _fresh_process(tiny_folder, builder=builder)
+    assert first["builds"] == 1
+    if builder == "export":
+        assert first["children"] == 1 and "building the onnx graph" in stderr
+    else:
+        assert first["children"] == 0
+    assert first["heavy"] == []
     digest = store.content_hash(tiny_folder)
     assert first["graph"] == str(store.artifact_dir(digest, "bi-onnx")) and first["graph"].startswith(str(tmp_home))
     second, stderr = _fresh_process(tiny_folder)
