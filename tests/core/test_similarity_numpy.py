@@ -22,7 +22,10 @@ PAIRWISE = ["pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim", 
 
 @pytest.fixture
 def no_torch(monkeypatch):
-    monkeypatch.setattr(similarity, "torch_installed", lambda: False)
+    from st_plugins.core import bi_encoder, cross_encoder
+
+    for module in (similarity, bi_encoder, cross_encoder):  # each asks torch_installed() by its own name
+        monkeypatch.setattr(module, "torch_installed", lambda: False)
 
 
 def _torch_results():

@@ -1,7 +1,7 @@
 """config.json + model.safetensors -> ONNX inference graph, without torch or transformers.
 
 :func:`build_graph` writes the fp32 graph of a transformers encoder (one ``.onnx`` file, weights inside,
-opset 17) with ``onnx.helper`` and numpy, for the model types in :data:`BUILT_TYPES`:
+opset 17) with onnx's protobuf messages (:mod:`._proto`, without importing the ``onnx`` package) and numpy, for the model types in :data:`BUILT_TYPES`:
 
 * ``bert`` (MiniLM too), ``roberta``, ``xlm-roberta``, ``electra`` (``embeddings_project`` when
   ``embedding_size != hidden_size``), ``distilbert`` (stored position table; sinusoidal when it is
@@ -292,11 +292,11 @@ class _Graph:
     """Nodes and initializers with unique descriptive names."""
 
     def __init__(self) -> None:
-        from onnx import helper, numpy_helper
+        from st_plugins.core.backends import _proto
 
-        self.helper, self.numpy_helper = helper, numpy_helper
+        self.proto = _proto
+        self.model = _proto.messages().ModelProto()  # initializers go straight into it: one copy of the weights, not three
         self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
         self.names: set[str] = set()
         self.fused: set[str] = set()
 
@@ -310,14 +310,14 @@ class _Graph:
 
     def const(self, name: str, value: Any, dtype: Any = np.float32) -> str:
         name = self._unique(name)
-        self.initializers.append(self.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        self.model.graph.initializer.append(self.proto.tensor(np.asarray(value, dtype=dtype), name))
         return name
 
     def op(self, op_type: str, inputs: list[str], name: str, domain: str | None = None, outputs: int = 1,
            **attrs: Any) -> Any:
         name = self._unique(name)
         outs = [name if outputs == 1 else f"{name}:{i}" for i in range(outputs)]
-        self.nodes.append(self.helper.make_node(op_type, inputs, outs, name=name, domain=domain, **attrs))
+        self.nodes.append(self.proto.node(op_type, inputs, outs, name=name, domain=domain, **attrs))
         if domain == "com.microsoft":
             self.fused.add(op_type)
         return outs[0] if outputs == 1 else outs
@@ -554,8 +554,9 @@ def build_graph(model_dir: Path, kind: str, path: Path, inputs: tuple[str, ...])
         BackendError: ``kind`` / ``inputs`` are not valid, or the config is not covered (see
             :func:`unsupported_reason`).
     """
-    import onnx
-    from onnx import TensorProto, helper
+    from st_plugins.core.backends import _proto as helper
+
+    TensorProto = helper.messages().TensorProto
 
     model_dir, path = Path(model_dir), Path(path)
     inputs = tuple(inputs)
@@ -588,22 +589,25 @@ def build_graph(model_dir: Path, kind: str, path: Path, inputs: tuple[str, ...])
                                "match config.json (re-save the model).")
     if kind == "bi":
         output, out_shape = "token_embeddings", ["batch", "sequence", dims.hidden]
-        g.nodes.append(helper.make_node("Identity", [x], [output], name="output/token_embeddings"))
+        g.nodes.append(helper.node("Identity", [x], [output], name="output/token_embeddings"))
     else:
         head, _ = _head(config, dims.model_type)
         logits, labels = _classifier(g, w, dims, x, head)
         output, out_shape = "logits", ["batch", labels]
-        g.nodes.append(helper.make_node("Identity", [logits], [output], name="output/logits"))
-    graph = helper.make_graph(
-        g.nodes, f"{dims.model_type}_{kind}",
-        [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in inputs],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)], g.initializers)
-    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if g.fused else [])
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="st_plugins.builder")
-    model.ir_version = min(model.ir_version, 8)  # opset 17 runs on any ONNX Runtime that has it
-    if model.ByteSize() > _MAX_PROTO_BYTES:
-        raise BackendError(f"The graph of {model_dir} is too large for a single .onnx file; use "
-                           "ST_PLUGINS_GRAPH_BUILDER=export.")
+        g.nodes.append(helper.node("Identity", [logits], [output], name="output/logits"))
+    del w  # the float32 copies of the weights: the graph holds them now
+    model = g.model
+    model.graph.name = f"{dims.model_type}_{kind}"
+    model.graph.node.extend(g.nodes)
+    model.graph.input.extend(helper.value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in inputs)
+    model.graph.output.append(helper.value_info(output, TensorProto.FLOAT, out_shape))
+    model.opset_import.extend([helper.opset("", OPSET)] +
+                              ([helper.opset("com.microsoft", 1)] if g.fused else []))
+    model.ir_version = 8  # opset 17 runs on any ONNX Runtime that has it
+    model.producer_name = "st_plugins.builder"
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path))
-    return {"builder": "safetensors", "model_type": dims.model_type, "opset": OPSET, "fused": sorted(g.fused)}
+    data = model.SerializeToString()  # a single-file graph is < 2 GiB: checked against the parameter count above
+    fused = sorted(g.fused)
+    del g, model
+    path.write_bytes(data)
+    return {"builder": "safetensors", "model_type": dims.model_type, "opset": OPSET, "fused": fused}
