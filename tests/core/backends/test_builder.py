@@ -1,8 +1,9 @@
 """The safetensors graph builder (no torch in the builder): same outputs as transformers' eager fp32 forward.
 
 Tiny random models of every covered architecture are built once for the module (hidden 32, 2 layers, 4 heads,
-intermediate 37, vocab 100, initializer range 0.2), as ``AutoModel`` (bi) and ``*ForSequenceClassification`` (cross, 1 and 3 labels),
-and compared on a padded batch (lengths 1 .. full, token types with 1s where the model has them).
+intermediate 37, vocab 100, initializer range 0.2), as ``AutoModel`` (bi) and ``*ForSequenceClassification``
+(cross, 1 and 3 labels), and compared on a padded batch (lengths 1 .. full, token types with 1s where the model
+has them).
 """
 
 from __future__ import annotations
