@@ -156,7 +156,10 @@ class Encoder:
             return self._graphs[key]
 
     def _load_graph(self, backend: str) -> Graph:
-        if self._torch is not None and not self._direct_build():  # torch is here anyway: export in this process
+        from st_plugins.core.backends.build import export_reason
+
+        # torch is loaded anyway and the graph needs its export: export in this process
+        if self._torch is not None and export_reason(self._root, self._kind) is not None:
             from st_plugins.core.backends.build import publish_graph
             from st_plugins.core.runtime import store
             from st_plugins.core.runtime.graphs import open_graph, variant
@@ -166,13 +169,6 @@ class Encoder:
                 publish_graph(self._torch, self._torch_tokenizer(), self._kind, backend, target)
             return open_graph(target)
         return load_graph(self._root, self._kind, backend, self._allow_pickle)
-
-    def _direct_build(self) -> bool:
-        """Whether a missing graph of the folder is written from its safetensors (no torch export)."""
-        from st_plugins.core.backends.build import builder_choice, direct_reason
-
-        choice = builder_choice()
-        return choice == "safetensors" or (choice == "auto" and direct_reason(self._root, self._kind) is None)
 
     def _graph_of_memory(self, backend: str) -> Graph:
         """An explicit ``onnx``/``int8`` with weights that are not the folder's: a private export of them."""

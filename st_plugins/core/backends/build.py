@@ -24,8 +24,8 @@ from st_plugins.core.runtime import store
 from st_plugins.core.runtime.graphs import variant
 from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
 
-__all__ = ["probe_batches", "write_artifact", "publish_graph", "build_for_folder", "direct_reason", "publish_direct",
-           "builder_choice", "BUILDERS"]
+__all__ = ["probe_batches", "write_artifact", "publish_graph", "build_for_folder", "direct_reason", "export_reason",
+           "publish_direct", "builder_choice", "BUILDERS"]
 
 BUILDERS = ("auto", "safetensors", "export")
 _NO_TOKEN_TYPES = ("distilbert", "mpnet")  # their forward takes no token_type_ids (as the torch export sees it)
@@ -121,6 +121,20 @@ def direct_reason(root: Path, kind: str) -> str | None:
     return unsupported_reason(spec.config, kind)
 
 
+def export_reason(root: Path, kind: str, builder: str | None = None) -> str | None:
+    """Why ``root``'s graph must be exported with torch; ``None`` when the safetensors builder writes it.
+
+    Args:
+        builder: ``auto``, ``safetensors`` or ``export`` (default: :func:`builder_choice`).
+    """
+    builder = builder or builder_choice()
+    if builder == "safetensors":
+        return None
+    if builder == "export":
+        return "the export builder was asked for"
+    return direct_reason(root, kind)
+
+
 def _graph_inputs(config: dict[str, Any]) -> tuple[str, ...]:
     keys = ("input_ids", "attention_mask", "token_type_ids")
     return keys[:2] if config.get("model_type") in _NO_TOKEN_TYPES else keys
@@ -189,7 +203,7 @@ def build_for_folder(root: Path, kind: str, backend: str, allow_pickle: bool = F
     target = store.artifact_dir(store.content_hash(root), variant(kind, backend))
     if store.is_complete(target):
         return target
-    if builder == "safetensors" or (builder == "auto" and direct_reason(root, kind) is None):
+    if export_reason(root, kind, builder) is None:
         return publish_direct(root, kind, backend)
     from st_plugins.core.torch_models import TorchBiEncoder, TorchCrossEncoder
     if kind == "bi":

@@ -130,11 +130,10 @@ def build_graph_folder(root: Path, kind: str, backend: str, allow_pickle: bool =
         MissingDependencyError: The model needs the torch export and torch is not installed.
         BackendError: The build failed.
     """
-    from st_plugins.core.backends.build import builder_choice, direct_reason, publish_direct
+    from st_plugins.core.backends.build import export_reason, publish_direct
 
-    choice = builder_choice()
-    reason = direct_reason(root, kind) if choice != "export" else "ST_PLUGINS_GRAPH_BUILDER=export"
-    if reason is None or choice == "safetensors":
+    reason = export_reason(root, kind)
+    if reason is None:
         return publish_direct(root, kind, backend)
     from st_plugins.core.similarity import torch_installed
 
