@@ -15,7 +15,7 @@ import numpy as np
 
 from st_plugins.errors import MissingDependencyError
 
-__all__ = ["messages", "tensor", "node", "value_info", "opset"]
+__all__ = ["messages", "tensor", "node", "value_info", "opset", "write_model"]
 
 _DTYPES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.int32): 6,
            np.dtype(np.int64): 7, np.dtype(np.bool_): 9, np.dtype(np.float16): 10, np.dtype(np.float64): 11}
@@ -39,6 +39,74 @@ def messages() -> Any:
         loaded.loader.exec_module(pb)
     _PB.append(pb)
     return pb
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, length: int) -> bytes:
+    """The tag and length of a length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(length)
+
+
+_MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = 7, 5, 9  # field numbers in onnx.proto
+
+
+def write_model(path: Any, model: Any, initializers: list[tuple[str, np.ndarray, bool]]) -> int:
+    """Write ``model`` (a ``ModelProto`` whose graph has no initializers yet) to ``path`` with ``initializers``
+    appended to its graph, one tensor at a time: a protobuf parser reads the file as ``SerializeToString`` of
+    the complete model, but no serialized copy of the weights is ever held in memory.
+
+    Args:
+        path: A file path or a binary file object.
+        initializers: ``(name, array, transposed)``; with ``transposed`` the 2-D array is stored as ``array.T``
+            (that copy exists one tensor at a time, while it is written).
+
+    Returns:
+        The number of bytes written.
+
+    Example:
+        >>> import io
+        >>> pb = messages(); model = pb.ModelProto(ir_version=8); model.graph.name = "g"
+        >>> buf = io.BytesIO()
+        >>> n = write_model(buf, model, [("w", np.arange(6, dtype=np.float32).reshape(2, 3), True)])
+        >>> back = pb.ModelProto.FromString(buf.getvalue()).graph.initializer[0]
+        >>> n == len(buf.getvalue()), back.name, list(back.dims), np.frombuffer(back.raw_data, "<f4").tolist()
+        (True, 'w', [3, 2], [0.0, 3.0, 1.0, 4.0, 2.0, 5.0])
+    """
+    pb = messages()
+    graph = model.graph.SerializeToString()
+    rest = pb.ModelProto()
+    rest.CopyFrom(model)
+    rest.ClearField("graph")
+    plans = []
+    for name, array, transposed in initializers:
+        shape = array.shape[::-1] if transposed else array.shape
+        header = pb.TensorProto(name=name, dims=list(shape), data_type=_DTYPES[array.dtype]).SerializeToString()
+        body = header + _field(_TENSOR_RAW_DATA, array.nbytes)
+        plans.append((_field(_GRAPH_INITIALIZER, len(body) + array.nbytes) + body, array, transposed))
+    chunks = [rest.SerializeToString(), _field(_MODEL_GRAPH, len(graph) + sum(len(h) + a.nbytes for h, a, _ in plans)),
+              graph]
+
+    def write(fh: Any) -> int:
+        total = 0
+        for chunk in chunks:
+            total += fh.write(chunk)
+        for head, array, transposed in plans:
+            data = np.ascontiguousarray(array.T if transposed else array, dtype=array.dtype.newbyteorder("<"))
+            total += fh.write(head) + (fh.write(memoryview(data.reshape(-1)).cast("B")) if data.size else 0)
+        return total
+
+    if hasattr(path, "write"):
+        return write(path)
+    with open(path, "wb") as fh:
+        return write(fh)
 
 
 def tensor(array: np.ndarray, name: str) -> Any:

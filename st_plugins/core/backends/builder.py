@@ -28,8 +28,8 @@ Every linear layer is ``MatMul(x, W.T)`` with ``W.T`` an ``[in, out]`` initializ
 form :mod:`.quantize` looks for. GELU is ``x * 0.5 * (1 + erf(x / sqrt 2))`` (tanh form for
 ``gelu_new`` / ``gelu_pytorch_tanh``), LayerNorm the opset-17 ``LayerNormalization``.
 
-No com.microsoft ops (``"fused": []``). ONNX Runtime's extended optimization (:func:`optimize_offline
-<st_plugins.core.runtime.session.optimize_offline>`) turns this graph's MatMul + Add + Erf-GELU into
+No com.microsoft ops (``"fused": []``). ONNX Runtime's extended optimization (at session start for a
+built graph) turns this graph's MatMul + Add + Erf-GELU into
 MatMul + BiasGelu and the scores' MatMul + Mul into FusedMatMul (it leaves Add + LayerNormalization and
 the attention unfused, on this graph as on the torch export). Emitted by hand, and compared after that
 optimization on all-MiniLM-L6-v2 (2-core CPU, interleaved rounds, 1 and 2 threads; short = batch 32 of
@@ -41,8 +41,15 @@ optimization on all-MiniLM-L6-v2 (2-core CPU, interleaved rounds, 1 and 2 thread
 
 All stayed within 1e-5 of transformers, none paid, and a fused ``Attention`` op (weights inside) would
 hide the Q/K/V projections from the int8 quantizer: the graph stays plain. Against the torch export of
-the same model (both optimized), it runs at 0.97-0.99x (short) and 0.98-1.04x (passages) in the same
-interleaved runs, with equal kernel time in ONNX Runtime's profile (the graphs compute the same ops).
+the same model, each loaded and run as the runtime does (benchmarks/graph_builders.py), it runs at
+0.99-1.02x (short) and 0.98-1.00x (passages) in the same interleaved runs, with bitwise-equal outputs and
+equal kernel time in ONNX Runtime's profile (after fusion the graphs compute the same ops).
+
+Memory: the safetensors file is memory-mapped (float32 weights are views of it) and
+:func:`._proto.write_model` streams each initializer into the file after the rest of the graph, so the
+weights exist once (the page cache) while the graph is written: building all-MiniLM-L6-v2 peaks at
++83 MiB, where serializing one complete ``ModelProto`` took +300 MiB (weights, their protobuf copy,
+the serialized bytes).
 """
 
 from __future__ import annotations
@@ -231,37 +238,32 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int]:
 
 
 def _load_weights(path: Path) -> dict[str, np.ndarray]:
-    """Every floating tensor of ``path`` as float32 (fp16 and bf16 widened), integer tensors as they are."""
-    from safetensors import safe_open
+    """Every floating tensor of ``path`` as float32 (fp16 and bf16 widened), integer tensors as they are.
 
+    The file is memory-mapped: float32 tensors are read-only views of it (no copy of the weights in memory; the
+    page cache holds them), other types are converted.
+    """
     if not path.is_file():
         raise ModelFormatError(f"{path} is missing: the safetensors builder needs a single model.safetensors "
                                "(convert a pickle or sharded checkpoint with save_pretrained(safe_serialization=True), "
                                "or use ST_PLUGINS_GRAPH_BUILDER=export).")
-    header, start = _read_header(path)
-    out: dict[str, np.ndarray] = {}
-    raw = None
+    header, start = _read_header(path)  # checks that every tensor lies inside the file
     try:
-        with safe_open(str(path), framework="np") as fh:
-            for name, info in header.items():
-                if name == "__metadata__":
-                    continue
-                if info["dtype"] == "BF16":  # numpy has no bfloat16: widen the raw bits
-                    if raw is None:
-                        raw = np.memmap(path, dtype=np.uint8, mode="r")
-                    begin, end = info["data_offsets"]
-                    bits = np.frombuffer(raw[start + begin : start + end], dtype="<u2").astype(np.uint32) << 16
-                    out[name] = bits.view(np.float32).reshape(info["shape"])
-                    continue
-                value = fh.get_tensor(name)
-                out[name] = value.astype(np.float32) if np.issubdtype(value.dtype, np.floating) else value
-    except ModelFormatError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelFormatError(f"{path} could not be read ({type(exc).__name__}: {exc}); re-download or re-save the "
-                               "model.") from exc
-    finally:
-        del raw
+        raw = np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{path} could not be read ({exc}); re-download or re-save the model.") from exc
+    out: dict[str, np.ndarray] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        dtype = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<")
+        value = np.frombuffer(raw, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=start + begin)
+        if info["dtype"] == "BF16":  # numpy has no bfloat16: widen the raw bits
+            value = (value.astype(np.uint32) << 16).view(np.float32)
+        elif value.dtype.kind == "f":
+            value = value.astype(np.float32, copy=False)
+        out[name] = value.reshape(info["shape"])
     return out
 
 
@@ -298,7 +300,11 @@ class _Weights:
             want = tuple("?" if s is None else s for s in shape)
             raise ModelFormatError(f"{self.path}: weight {found!r} has shape {tuple(value.shape)}, config.json implies "
                                    f"{want}; the weights do not match config.json (re-save the model).")
-        return np.ascontiguousarray(value, dtype=np.float32)
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        if not np.isfinite(value).all():
+            raise ModelFormatError(f"{self.path}: weight {found!r} holds NaN or infinite values; the checkpoint is "
+                                   "broken (re-download or re-save the model).")
+        return value
 
 
 # ----------------------------------------------------------------------------- graph
@@ -309,8 +315,9 @@ class _Graph:
         from st_plugins.core.backends import _proto
 
         self.proto = _proto
-        # initializers go straight into it: one copy of the weights, not three
         self.model = _proto.messages().ModelProto()
+        # (name, array, transposed): written one at a time by _proto.write_model, so the weights exist once in memory
+        self.initializers: list[tuple[str, np.ndarray, bool]] = []
         self.nodes: list[Any] = []
         self.names: set[str] = set()
         self.fused: set[str] = set()
@@ -323,9 +330,10 @@ class _Graph:
         self.names.add(name)
         return name
 
-    def const(self, name: str, value: Any, dtype: Any = np.float32) -> str:
+    def const(self, name: str, value: Any, dtype: Any = np.float32, transposed: bool = False) -> str:
+        """An initializer holding ``value`` (``value.T`` when ``transposed``)."""
         name = self._unique(name)
-        self.model.graph.initializer.append(self.proto.tensor(np.asarray(value, dtype=dtype), name))
+        self.initializers.append((name, np.asarray(value, dtype=dtype), transposed))
         return name
 
     def op(self, op_type: str, inputs: list[str], name: str, domain: str | None = None, outputs: int = 1,
@@ -339,7 +347,7 @@ class _Graph:
 
     def linear(self, x: str, weight: np.ndarray, bias: np.ndarray, name: str) -> str:
         """``x @ weight.T + bias`` as MatMul (initializer ``[in, out]``) + Add."""
-        w = self.const(f"{name}.weight_T", np.ascontiguousarray(weight.T))
+        w = self.const(f"{name}.weight_T", weight, transposed=True)
         b = self.const(f"{name}.bias", bias)
         return self.op("Add", [self.op("MatMul", [x, w], f"{name}/MatMul"), b], f"{name}/Add")
 
@@ -626,7 +634,6 @@ def build_graph(model_dir: Path, kind: str, path: Path, inputs: tuple[str, ...])
         logits, labels = _classifier(g, w, dims, x, head)
         output, out_shape = "logits", ["batch", labels]
         g.nodes.append(helper.node("Identity", [logits], [output], name="output/logits"))
-    del w  # the float32 copies of the weights: the graph holds them now
     model = g.model
     model.graph.name = f"{dims.model_type}_{kind}"
     model.graph.node.extend(g.nodes)
@@ -637,8 +644,6 @@ def build_graph(model_dir: Path, kind: str, path: Path, inputs: tuple[str, ...])
     model.ir_version = 8  # opset 17 runs on any ONNX Runtime that has it
     model.producer_name = "st_plugins.builder"
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = model.SerializeToString()  # a single-file graph is < 2 GiB: checked against the parameter count above
+    helper.write_model(path, model, g.initializers)  # < 2 GiB: checked against the parameter count above
     fused = sorted(g.fused)
-    del g, model
-    path.write_bytes(data)
     return {"builder": "safetensors", "model_type": dims.model_type, "opset": OPSET, "fused": fused}

@@ -40,7 +40,8 @@ def make_session(path: str | os.PathLike, threads: int | None = None, optimized:
 
     Args:
         optimized: The file was optimized when it was built (:func:`optimize_offline`): load it as it is,
-            which starts the session about twice as fast.
+            which starts the session about twice as fast for a torch export. Otherwise ONNX Runtime applies
+            its extended (hardware-independent) fusions at session start.
         save_optimized: Write the graph as ONNX Runtime optimized it (extended level) to this path.
     """
     ort = require("onnxruntime", "onnx")
@@ -51,9 +52,10 @@ def make_session(path: str | os.PathLike, threads: int | None = None, optimized:
     options.log_severity_level = 3
     if optimized:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    elif save_optimized is not None:
+    else:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(save_optimized)
+        if save_optimized is not None:
+            options.optimized_model_filepath = str(save_optimized)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

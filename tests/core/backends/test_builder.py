@@ -282,3 +282,42 @@ def test_builder_missing_weight_raises_naming_the_file(folders, tmp_path):
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(ModelFormatError, match="shape"):
         build_graph(folder, "bi", tmp_path / "out.onnx", ("input_ids", "attention_mask"))
+
+
+def test_builder_nan_weight_raises_naming_the_weight(folders, tmp_path):
+    """A checkpoint with a NaN weight is refused while building (the graph is not run at build time)."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "nan"
+    folder.mkdir()
+    source = folders["bert", "bi"]
+    (folder / "config.json").write_bytes((source / "config.json").read_bytes())
+    tensors = load_file(str(source / "model.safetensors"))
+    name = next(k for k in tensors if "layer.1.intermediate.dense.weight" in k)
+    tensors[name][3, 4] = np.nan
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(ModelFormatError, match=r"model\.safetensors.*layer\.1\.intermediate\.dense\.weight.*NaN"):
+        build_graph(folder, "bi", tmp_path / "out.onnx", ("input_ids", "attention_mask"))
+
+
+def test_builder_streamed_file_parses_as_the_whole_message(tmp_path):
+    """write_model streams the initializers after the rest of the graph; a protobuf parser reads the same message
+    as ``SerializeToString`` of the model holding them (fields after the graph, such as opset_import, included)."""
+    from st_plugins.core.backends import _proto
+
+    pb = _proto.messages()
+    rng = np.random.default_rng(3)
+    arrays = [("w", rng.standard_normal((5, 3)).astype(np.float32), True), ("ids", np.arange(4), False),
+              ("scalar", np.asarray(np.float32(0.5)), False), ("empty", np.zeros((0, 2), np.float32), False)]
+    model = pb.ModelProto(ir_version=8, producer_name="test")
+    model.graph.name = "g"
+    model.graph.node.append(_proto.node("MatMul", ["x", "w"], ["y"], name="mm"))
+    model.graph.input.append(_proto.value_info("x", pb.TensorProto.FLOAT, ["batch", 5]))
+    model.opset_import.append(_proto.opset("", 17))
+    whole = pb.ModelProto()
+    whole.CopyFrom(model)
+    whole.graph.initializer.extend(_proto.tensor(np.ascontiguousarray(a.T) if t else a, n) for n, a, t in arrays)
+    written = _proto.write_model(tmp_path / "m.onnx", model, arrays)
+    data = (tmp_path / "m.onnx").read_bytes()
+    assert written == len(data) == len(whole.SerializeToString())
+    assert pb.ModelProto.FromString(data) == whole
