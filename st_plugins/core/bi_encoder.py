@@ -20,7 +20,8 @@ from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtBiEngine
 from st_plugins.core.runtime.loop import in_input_order
 from st_plugins.core.runtime.pooling import normalize
-from st_plugins.core.similarity import SimilarityFunction, torch_installed
+from st_plugins.core.extras import torch_installed
+from st_plugins.core.similarity import SimilarityFunction
 from st_plugins.core.spec import DenseSpec, ModelSpec, PoolingSpec, read_spec
 from st_plugins.core.validation import as_text_list, check_choice, check_device, check_positive_int, check_text
 from st_plugins.errors import InputTypeError, InputValueError, UnsafeCheckpointError

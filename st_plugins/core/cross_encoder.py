@@ -23,10 +23,10 @@ from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.engines import OrtCrossEngine
 from st_plugins.core.runtime.heads import ACTIVATIONS
 from st_plugins.core.runtime.loop import in_input_order
-from st_plugins.core.similarity import torch_installed
+from st_plugins.core.extras import torch_installed
 from st_plugins.core.spec import LEGACY_ACTIVATION_KEY, CrossSpec, read_cross_spec
 from st_plugins.core.validation import as_pair_list, as_text_list, check_device, check_positive_int, check_text
-from st_plugins.errors import InputTypeError, InputValueError, ModelNotFoundError
+from st_plugins.errors import InputTypeError, InputValueError
 
 __all__ = ["CrossEncoder", "activation_name"]
 

@@ -24,7 +24,7 @@ from typing import Any
 from st_plugins.core.backends import check_backend
 from st_plugins.core.runtime.graphs import GRAPH_BACKENDS, Graph, load_graph
 from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
-from st_plugins.errors import BackendError, InputValueError, MissingDependencyError
+from st_plugins.errors import BackendError, InputValueError
 
 __all__ = ["Encoder", "default_device", "onnx_available", "token_limit"]
 
@@ -244,15 +244,12 @@ class Encoder:
         """The torch engine, loaded on first need (internal use: its weights stay the folder's)."""
         with self._lock:
             if self._torch is None:
-                from st_plugins.core.similarity import torch_installed
+                from st_plugins.core.extras import torch_installed, torch_missing
 
                 if not torch_installed():
-                    raise MissingDependencyError(
-                        f"This needs the torch engine of {self._root} (training, parameters or state_dict, a non-CPU "
-                        "device, backend 'torch' or 'bf16', or a folder the runtime cannot serve), and torch is not "
-                        'installed. Install the torch extra: pip install "st-plugins[torch]" (see the README for the '
-                        "CPU wheel)."
-                    )
+                    raise torch_missing(f"This needs the torch engine of {self._root} (training, parameters or "
+                                        "state_dict, a non-CPU device, backend 'torch' or 'bf16', or a folder the "
+                                        "runtime cannot serve)")
                 module = self._load_torch()
                 if _device_type(self._device) != "cpu":
                     module.to(self._device)
@@ -281,7 +278,7 @@ class Encoder:
     @property
     def device(self) -> Any:
         """The model's device, as a ``torch.device`` (imports torch); its name (``"cpu"``) without torch installed."""
-        from st_plugins.core.similarity import torch_installed
+        from st_plugins.core.extras import torch_installed
 
         if not torch_installed():
             return self._device

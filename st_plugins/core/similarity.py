@@ -7,13 +7,13 @@ Without torch installed (the plain install) the same functions compute in numpy 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
+from st_plugins.core.extras import torch_installed
 from st_plugins.errors import InputTypeError, InputValueError
 
 __all__ = [
@@ -21,16 +21,6 @@ __all__ = [
     "manhattan_sim", "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim",
     "pairwise_manhattan_sim",
 ]
-
-
-def torch_installed() -> bool:
-    """True when torch can be imported. Without it (the plain install) these functions take and return numpy
-    arrays with the same values; with it, torch tensors, as ``sentence_transformers.util``."""
-    import importlib.util
-
-    if "torch" in sys.modules:
-        return sys.modules["torch"] is not None
-    return importlib.util.find_spec("torch") is not None
 
 
 def _torch() -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from st_plugins.core.runtime.pooling import POOLING_MODES
 from st_plugins.errors import ModelFormatError
 
-__all__ = ["PoolingSpec", "DenseSpec", "ModelSpec", "CrossSpec", "read_spec", "read_cross_spec", "POOLING_MODES",
+__all__ = ["PoolingSpec", "DenseSpec", "ModelSpec", "CrossSpec", "read_spec", "read_cross_spec", "read_json", "POOLING_MODES",
            "LEGACY_ACTIVATION_KEY"]
 
 LEGACY_ACTIVATION_KEY = "sbert_ce_default_activation_function"
@@ -84,12 +84,27 @@ class ModelSpec:
         return any(s == "normalize" for s in self.steps)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path, objects_only: bool = False, missing: dict[str, Any] | None = None,
+              fix: str = "Repair or re-save the model.") -> Any:
+    """A model folder's JSON file; malformed JSON is a :class:`ModelFormatError` naming the file and ``fix``.
+
+    Args:
+        objects_only: Anything but a JSON object is a :class:`ModelFormatError` too.
+        missing: Returned (a copy) when the file does not exist; ``None``: the ``OSError`` propagates.
+    """
+    path = Path(path)
+    if missing is not None and not path.is_file():
+        return dict(missing)
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path} is not valid JSON ({exc}). Repair or re-save the model.") from exc
+            data = json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path} is not valid JSON ({exc}). {fix}") from exc
+    if objects_only and not isinstance(data, dict):
+        raise ModelFormatError(f"{path} must hold a JSON object, not {type(data).__name__}. {fix}")
+    return data
+
+
 
 
 def pooling_from_config(config: dict[str, Any]) -> PoolingSpec:
@@ -125,7 +140,7 @@ def _module_kind(type_name: str) -> str:
 
 
 def _dense_spec(folder: Path) -> DenseSpec:
-    cfg = _read_json(folder / "config.json")
+    cfg = read_json(folder / "config.json")
     if cfg.get("use_residual"):  # sentence-transformers 6: out = activation(linear(x)) + x (or a projection of x)
         raise ModelFormatError(
             f"{folder / 'config.json'} asks for a residual Dense layer (use_residual=true), which st_plugins does not "
@@ -144,7 +159,7 @@ def _dense_spec(folder: Path) -> DenseSpec:
 def _transformer_settings(folder: Path) -> dict[str, Any]:
     for name in ("sentence_bert_config.json", "sentence_transformers_config.json"):
         if (folder / name).is_file():
-            return _read_json(folder / name)
+            return read_json(folder / name)
     return {}
 
 
@@ -155,7 +170,7 @@ def read_spec(root: str | Path) -> ModelSpec:
         ModelFormatError: The folder has no ``config.json`` for its transformer or an unknown module.
     """
     root = Path(root)
-    st_config = _read_json(root / "config_sentence_transformers.json") if (root / "config_sentence_transformers.json").is_file() else {}
+    st_config = read_json(root / "config_sentence_transformers.json") if (root / "config_sentence_transformers.json").is_file() else {}
     common = dict(
         prompts=dict(st_config.get("prompts") or {}),
         default_prompt_name=st_config.get("default_prompt_name"),
@@ -171,7 +186,7 @@ def read_spec(root: str | Path) -> ModelSpec:
         if kind == "Transformer":
             transformer_path, settings = folder, _transformer_settings(folder)
         elif kind == "Pooling":
-            steps.append(pooling_from_config(_read_json(folder / "config.json")))
+            steps.append(pooling_from_config(read_json(folder / "config.json")))
         elif kind == "Dense":
             steps.append(_dense_spec(folder))
         else:
@@ -189,7 +204,7 @@ def read_spec(root: str | Path) -> ModelSpec:
 
 def _modules(root: Path) -> list[dict[str, Any]]:
     """``modules.json``: a list of ``{"type": ..., "path": ...}`` objects, or a :class:`ModelFormatError`."""
-    modules = _read_json(root / "modules.json")
+    modules = read_json(root / "modules.json")
     if not isinstance(modules, list) or not all(isinstance(m, dict) and isinstance(m.get("type"), str) for m in modules):
         raise ModelFormatError(f"{root / 'modules.json'} must hold a list of objects with a \"type\" each "
                                f"(as sentence-transformers writes it); got {json.dumps(modules)[:80]}. Repair or re-save "
@@ -202,7 +217,7 @@ def _config(folder: Path) -> dict[str, Any]:
         raise ModelFormatError(
             f"{folder} has no config.json: it is not a transformers or sentence-transformers model folder."
         )
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     if not isinstance(config, dict):
         raise ModelFormatError(f"{folder / 'config.json'} must hold a JSON object.")
     return config
@@ -248,7 +263,7 @@ class CrossSpec:
 
 def _module_layout(root: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     """``(transformer folder, sentence_bert_config, config_sentence_transformers)`` of a cross-encoder."""
-    st_config = _read_json(root / "config_sentence_transformers.json") if (root / "config_sentence_transformers.json").is_file() else {}
+    st_config = read_json(root / "config_sentence_transformers.json") if (root / "config_sentence_transformers.json").is_file() else {}
     modules = _modules(root) if (root / "modules.json").is_file() else None
     if not (modules and st_config.get("model_type") == "CrossEncoder"):
         return root, {}, {}  # sentence-transformers ignores a bi-encoder's settings when loading it as a cross-encoder

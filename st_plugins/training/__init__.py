@@ -38,12 +38,9 @@ def __getattr__(name: str) -> Any:
         except ModuleNotFoundError as exc:
             if exc.name not in ("torch", "transformers"):
                 raise
-            from st_plugins.errors import MissingDependencyError
+            from st_plugins.core.extras import torch_missing
 
-            raise MissingDependencyError(
-                f"Training ({name}) needs {exc.name}, which is not installed. Install the torch extra: "
-                'pip install "st-plugins[torch]" (see the README for the CPU wheel of torch).'
-            ) from exc
+            raise torch_missing(f"Training ({name}) needs {exc.name}", exc.name) from exc
         value = getattr(module, name)
         globals()[name] = value
         return value

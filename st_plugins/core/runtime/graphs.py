@@ -135,13 +135,8 @@ def build_graph_folder(root: Path, kind: str, backend: str, allow_pickle: bool =
     reason = export_reason(root, kind)
     if reason is None:
         return publish_direct(root, kind, backend)
-    from st_plugins.core.similarity import torch_installed
+    from st_plugins.core.extras import torch_installed, torch_missing
 
     if not torch_installed():
-        from st_plugins.errors import MissingDependencyError
-
-        raise MissingDependencyError(
-            f"The graph of {root} must be exported with torch ({reason}), and torch is not installed. Install the "
-            'torch extra: pip install "st-plugins[torch]" (the CPU wheel first: see the README).'
-        )
+        raise torch_missing(f"The graph of {root} must be exported with torch ({reason})")
     return build_in_child(root, kind, backend, allow_pickle)

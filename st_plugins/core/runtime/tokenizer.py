@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from st_plugins.core.extras import TORCH_EXTRA
 from st_plugins.errors import ModelFormatError, require
 
 __all__ = ["TokenizerFacts", "TextTokenizer", "max_length_rule", "length_order"]
@@ -81,17 +82,9 @@ class TokenizerFacts:
 
 def _read_json_file(path: Any) -> dict[str, Any]:
     """A tokenizer config file as a dict ({} when absent); a malformed one is a typed error naming it."""
-    import json
+    from st_plugins.core.spec import read_json
 
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelFormatError(f"{path} is not valid JSON ({exc}); fix or re-save the tokenizer.") from exc
-    if not isinstance(data, dict):
-        raise ModelFormatError(f"{path} must hold a JSON object, not {type(data).__name__}; re-save the tokenizer.")
-    return data
+    return read_json(path, objects_only=True, missing={}, fix="Fix or re-save the tokenizer.")
 
 
 def _bert_normalizer_settings(data: dict[str, Any], config: dict[str, Any]) -> None:
@@ -179,7 +172,7 @@ class TextTokenizer:
         if not path.is_file():
             raise ModelFormatError(
                 f"{folder} has no tokenizer.json (a fast tokenizer); without transformers it cannot be converted. "
-                'Install the torch extra (pip install "st-plugins[torch]"), or save the tokenizer with '
+                f"Install the torch extra ({TORCH_EXTRA}), or save the tokenizer with "
                 "AutoTokenizer.from_pretrained(path).save_pretrained(path)."
             )
         config = _read_json_file(folder / "tokenizer_config.json")
