@@ -10,6 +10,11 @@ Every builder is cached on its arguments and seeds torch with a fixed seed deriv
 * :func:`cross_folder` - a ``*ForSequenceClassification`` folder (bert / roberta / electra / distilbert,
   1 or 3 labels). BERT, DistilBERT and ELECTRA reuse MiniLM's WordPiece tokenizer; RoBERTa gets a
   byte-level BPE tokenizer trained in memory on a few hundred sentences.
+* :func:`tiny_clip` - a CLIP image-text model (text and vision towers hidden 32, projection 24, a CLIP-style
+  byte-level BPE tokenizer trained in memory, a CLIP image processor: shortest edge 32, crop 30) in the three
+  folder layouts sentence-transformers 6.2 loads: ``"current"`` (a ``Transformer`` module with its
+  ``modality_config``, saved by sentence-transformers), ``"legacy"`` (``sentence_transformers.models.CLIPModel`` in
+  ``0_CLIPModel/``, as ``clip-ViT-B-32``) and ``"plain"`` (a transformers ``CLIPModel`` folder).
 * ``Doubled`` - a non-torch activation class, importable as ``tests.factories.Doubled`` (torch is
   imported only when it is first used, so importing this module stays torch-free).
 """
@@ -23,7 +28,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ID2LABEL", "ARCHS", "minilm_path", "tiny_bert", "st_folder", "cross_folder", "Doubled"]
+__all__ = ["ID2LABEL", "ARCHS", "CLIP_FORMATS", "minilm_path", "tiny_bert", "st_folder", "cross_folder", "tiny_clip",
+           "Doubled"]
 
 ID2LABEL = {0: "contradiction", 1: "entailment", 2: "neutral"}
 ARCHS = ("bert", "roberta", "electra", "distilbert")
@@ -191,6 +197,87 @@ def cross_folder(arch: str = "bert", num_labels: int = 1, *, seed: int | None = 
         return folder
 
     return _cached(key, build)
+
+
+# ----------------------------------------------------------------------------- image-text (CLIP)
+CLIP_FORMATS = ("current", "legacy", "plain")
+
+
+def _clip_tokenizer():
+    """A CLIP-style tokenizer: NFC + whitespace + lower-case, CLIP's split, byte-level BPE with ``</w>`` word ends,
+    ``<|startoftext|> ... <|endoftext|>``; pads with ``<|endoftext|>`` (id 1), as CLIP does."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import CLIPTokenizerFast
+
+    bos, eos = "<|startoftext|>", "<|endoftext|>"
+    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token=eos))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
+                                           normalizers.Lowercase()])
+    split = Regex(r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+")
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(split, behavior="removed", invert=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=[bos, eos], end_of_word_suffix="</w>",
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_bpe_sentences() + ["a photo of a cat", "a photo of a dog", "a handwritten digit seven"],
+                            trainer)
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} $B {eos}",
+                                                       special_tokens=[(bos, 0), (eos, 1)])
+    tok.decoder = decoders.ByteLevel()
+    return CLIPTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=eos, unk_token=eos,
+                             model_max_length=16)
+
+
+def tiny_clip(fmt: str = "current") -> Path:
+    """A random CLIP image-text model (seed 0) in folder layout ``fmt`` (see :data:`CLIP_FORMATS`); the same weights,
+    tokenizer and image processor in every layout."""
+    if fmt not in CLIP_FORMATS:
+        raise ValueError(f"fmt must be one of {CLIP_FORMATS}; got {fmt!r}")
+
+    def plain() -> Path:
+        import torch
+        from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+        tokenizer = _clip_tokenizer()
+        text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                    num_attention_heads=4, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+        vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=30,
+                      patch_size=6)
+        torch.manual_seed(0)
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=24,
+                                     initializer_factor=4.0)).eval()
+        processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                     crop_size={"height": 30, "width": 30}),
+                                  tokenizer=tokenizer)
+        folder = _folder("tiny_clip_plain")
+        model.save_pretrained(folder, safe_serialization=True)
+        processor.save_pretrained(folder)
+        return folder
+
+    def current() -> Path:
+        import sentence_transformers as st
+
+        folder = _folder("tiny_clip_current")
+        st.SentenceTransformer(str(tiny_clip("plain")), device="cpu").save(str(folder))
+        return folder
+
+    def legacy() -> Path:
+        import json
+
+        from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
+
+        source = tiny_clip("plain")
+        folder = _folder("tiny_clip_legacy")
+        inner = folder / "0_CLIPModel"
+        CLIPModel.from_pretrained(source).save_pretrained(inner, safe_serialization=True)
+        CLIPTokenizerFast.from_pretrained(source).save_pretrained(inner)
+        CLIPImageProcessor.from_pretrained(source).save_pretrained(inner)  # preprocessor_config.json, the old name
+        (folder / "modules.json").write_text(json.dumps(
+            [{"idx": 0, "name": "0", "path": "0_CLIPModel", "type": "sentence_transformers.models.CLIPModel"}]))
+        (folder / "config_sentence_transformers.json").write_text(json.dumps(
+            {"__version__": {"sentence_transformers": "2.2.2"}, "similarity_fn_name": "cosine"}))
+        return folder
+
+    return _cached(("tiny_clip", fmt), {"plain": plain, "current": current, "legacy": legacy}[fmt])
 
 
 # ----------------------------------------------------------------------------- Doubled (lazy torch)
