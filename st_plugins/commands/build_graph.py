@@ -16,8 +16,8 @@ HELP = "Build a model's torch-free inference graph (ONNX) into the disk cache, o
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="model name or folder (e.g. all-MiniLM-L6-v2)")
-    parser.add_argument("--kind", choices=("bi", "cross"), default="bi",
-                        help="bi-encoder (default) or cross-encoder (reranker)")
+    parser.add_argument("--kind", choices=("bi", "cross", "mm"), default="bi",
+                        help="bi-encoder (default), cross-encoder (reranker) or mm (an image-text model's two towers)")
     parser.add_argument("--backend", choices=("onnx", "int8"), default="onnx",
                         help="onnx: exact fp32 (the default path); int8: quantized, bi-encoders only")
     parser.add_argument("--allow-pickle", action="store_true", help="accept a pytorch_model.bin checkpoint (unsafe)")
@@ -36,6 +36,17 @@ def run(args: argparse.Namespace) -> int:
         raise InputValueError("`--backend int8` is for bi-encoders only; use --backend onnx for a cross-encoder.")
     root = resolve_model_path(args.model)
     start = time.perf_counter()
+    if args.kind == "mm":
+        from st_plugins.core.multimodal import publish_towers
+
+        if args.backend != "onnx" or args.builder == "safetensors":
+            raise InputValueError("An image-text model's graphs are exported with torch in fp32: use --backend onnx "
+                                  "and --builder auto or export.")
+        folder = publish_towers(root, allow_pickle=args.allow_pickle)
+        if not args.quiet:
+            print(f"image and text graphs of {root} ready in {time.perf_counter() - start:.1f} s:")
+        print(folder)
+        return 0
     folder = build_for_folder(root, args.kind, args.backend, allow_pickle=args.allow_pickle,
                               builder=args.builder or builder_choice())
     if not args.quiet:

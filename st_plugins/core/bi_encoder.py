@@ -77,6 +77,15 @@ class SentenceTransformer(Encoder):
     _allowed = ("auto", "torch", "onnx", "bf16", "int8")
 
     @renamed_kwargs(tokenizer_kwargs="processor_kwargs")
+    def __new__(cls, model_name_or_path: str | os.PathLike | None = None, *args: Any, **kwargs: Any) -> SentenceTransformer:
+        """An image-text folder gives a :class:`~st_plugins.core.multimodal.MultimodalSentenceTransformer`."""
+        if cls is SentenceTransformer and model_name_or_path is not None:
+            from st_plugins.core.multimodal import MultimodalSentenceTransformer, image_text_root
+
+            if image_text_root(model_name_or_path, kwargs):
+                return super().__new__(MultimodalSentenceTransformer)
+        return super().__new__(cls)
+
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,
@@ -159,6 +168,11 @@ class SentenceTransformer(Encoder):
         return self._handed_out().heads
 
     # ----------------------------------------------------------------- properties
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The input kinds :meth:`encode` takes: ``("text",)`` (image-text models: ``("text", "image")``)."""
+        return ("text",)
+
     max_seq_length = token_limit("max_seq_length", "Inputs longer than this many tokens are truncated.")
 
     @property

@@ -142,11 +142,12 @@ class OrtRunner:
         inputs = {}
         for name in self.input_names:
             value = feats[name] if name in feats else np.zeros_like(np.asarray(feats["input_ids"]))
-            inputs[name] = np.ascontiguousarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.int64)
+            value = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+            inputs[name] = np.ascontiguousarray(value, dtype=np.float32 if value.dtype.kind == "f" else np.int64)
         return inputs
 
     def run(self, feeds: dict[str, Any]) -> np.ndarray:
-        """The graph's single output for ``feeds`` (extra feature keys are ignored; ids as int64)."""
+        """The graph's single output for ``feeds`` (extra feature keys are ignored; ids as int64, pixels float32)."""
         session = self.session
         return session.run(None, self._feeds(feeds))[0]
 
