@@ -2,8 +2,10 @@
 
 An image is a ``PIL.Image.Image``, a ``pathlib.Path`` (or any ``os.PathLike``), a ``str`` that names an
 existing file with an image extension (sentence-transformers' rule: other strings are text), or a numpy
-array ``H x W`` (grey) or ``H x W x 3`` (RGB), ``uint8``. Transparency is composited onto white, as
-transformers' image processors do (``convert_to_rgb``).
+array ``H x W`` (grey) or ``H x W x 3`` (RGB), ``uint8``. A PIL image with transparency is composited onto
+white, as transformers' image processors do (``convert_to_rgb``); a file is read as sentence-transformers reads
+a path (``transformers.image_utils.load_image``: EXIF orientation applied, then ``convert("RGB")``, which drops
+the alpha channel rather than compositing it).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def load_image(value: Any, where: str = "image") -> Any:
         try:
             with pil.open(path) as image:
                 image.load()
-                return _rgb(image)
+                return require("PIL.ImageOps", "images").exif_transpose(image).convert("RGB")
         except (OSError, ValueError, pil.DecompressionBombError) as exc:
             raise InputValueError(f"`{where}`: {str(path)!r} is not a readable image ({type(exc).__name__}: "
                                   f"{exc}).") from exc
