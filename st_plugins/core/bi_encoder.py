@@ -76,7 +76,6 @@ class SentenceTransformer(Encoder):
     _kind = "bi"
     _allowed = ("auto", "torch", "onnx", "bf16", "int8")
 
-    @renamed_kwargs(tokenizer_kwargs="processor_kwargs")
     def __new__(cls, model_name_or_path: str | os.PathLike | None = None, *args: Any, **kwargs: Any) -> SentenceTransformer:
         """An image-text folder gives a :class:`~st_plugins.core.multimodal.MultimodalSentenceTransformer`."""
         if cls is SentenceTransformer and model_name_or_path is not None:
@@ -86,6 +85,7 @@ class SentenceTransformer(Encoder):
                 return super().__new__(MultimodalSentenceTransformer)
         return super().__new__(cls)
 
+    @renamed_kwargs(tokenizer_kwargs="processor_kwargs")
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,
