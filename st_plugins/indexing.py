@@ -2,8 +2,9 @@
 
 :func:`index_documents` adds texts in batches and skips ids already present, so a run that was
 interrupted (even killed) and re-run ends with every text present exactly once. :func:`split_passages`
-and :func:`read_passages` turn ``.txt``/``.md`` files into passages for the ``st-plugins index`` command.
-Chroma itself is only touched through the collection object you pass in.
+and :func:`read_passages` turn ``.txt``/``.md`` files into passages for the ``st-plugins index`` command;
+:func:`iter_image_files` and :func:`index_images` do the same for image files, added by ``uris`` to a collection
+whose model has an image tower. Chroma itself is only touched through the collection object you pass in.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 from st_plugins.core.validation import as_text_list, check_positive_int, check_text
 from st_plugins.errors import InputTypeError, InputValueError, StoreUnavailableError
 
-__all__ = ["IndexResult", "Passage", "content_id", "index_documents", "iter_text_files", "read_passages",
-           "split_passages"]
+__all__ = ["IndexResult", "Passage", "content_id", "index_documents", "index_images", "iter_image_files",
+           "iter_text_files", "read_passages", "split_passages"]
 
 TEXT_SUFFIXES = (".txt", ".md")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -91,17 +93,63 @@ def index_documents(
         StoreUnavailableError: A Chroma server stopped answering (what was added stays; re-run to finish).
     """
     texts, ids, metadatas, order = check_documents(texts, ids, metadatas, batch_size)
+    return _add(collection, "documents", texts, ids, metadatas, order, batch_size, show_progress_bar, "text")
+
+
+def index_images(
+    collection: Any,
+    uris: Sequence[str],
+    ids: Sequence[str] | None = None,
+    metadatas: Sequence[dict[str, Any]] | None = None,
+    batch_size: int = 64,
+    show_progress_bar: bool = True,
+) -> IndexResult:
+    """:func:`index_documents` for image files: add them by ``uris``, which the collection's data loader reads.
+
+    The collection must embed images (:class:`st_plugins.chroma.ChromaMultimodalEmbeddingFunction`) and have a data
+    loader (:func:`st_plugins.chroma.open_collection` attaches :class:`st_plugins.chroma.ImageLoader`). Chroma
+    stores each uri with its vector.
+
+    Args:
+        collection: A Chroma collection with an image-text embedding function and a data loader.
+        uris: The image files (str paths each).
+        ids: One id per image (default: :func:`content_id` of the uri).
+        metadatas: One metadata dict per image, or ``None``.
+        batch_size: Images read, embedded and added per call.
+        show_progress_bar: Show a tqdm bar.
+
+    Returns:
+        An :class:`IndexResult`, as :func:`index_documents`.
+
+    Raises:
+        InputTypeError, InputValueError: As :func:`index_documents`, for ``uris``; a missing file or one that is not
+            an image (from the core, through the data loader: nothing of that batch is written).
+        StoreUnavailableError: A Chroma server stopped answering.
+    """
+    uris, _ = as_text_list(uris, "uris")
+    if not uris:
+        raise InputValueError("`uris` must be a non-empty list of image paths; got an empty list.")
+    check_positive_int(batch_size, "batch_size")
+    ids = _check_ids(ids, uris)
+    metadatas = _check_metadatas(metadatas, len(uris))
+    order = _first_occurrences(ids, uris)
+    return _add(collection, "uris", uris, ids, metadatas, order, batch_size, show_progress_bar, "image")
+
+
+def _add(collection: Any, field_name: str, values: list[str], ids: list[str], metadatas: Any, order: list[int],
+         batch_size: int, show_progress_bar: bool, unit: str) -> IndexResult:
+    """Add ``values`` as ``field_name`` (documents or uris) in batches, skipping ids already present."""
     result = IndexResult(ids=ids)
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(order), desc="Indexing", unit="text", disable=not show_progress_bar) as bar, \
+    with tqdm(total=len(order), desc="Indexing", unit=unit, disable=not show_progress_bar) as bar, \
             _StoreErrors(result, len(order)):
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             present = set(collection.get(ids=[ids[i] for i in chunk], include=[])["ids"])
             todo = [i for i in chunk if ids[i] not in present]
             if todo:
-                collection.add(ids=[ids[i] for i in todo], documents=[texts[i] for i in todo],
+                collection.add(ids=[ids[i] for i in todo], **{field_name: [values[i] for i in todo]},
                                metadatas=[metadatas[i] for i in todo] if metadatas else None)
             result.added += len(todo)
             result.skipped += len(chunk) - len(todo)
@@ -291,6 +339,27 @@ def iter_text_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
             found.append(path)
         else:
             raise InputValueError(f"`{path}` does not exist; pass .txt/.md files or folders holding them.")
+    return list(dict.fromkeys(found))
+
+
+def iter_image_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The ``.png``/``.jpg``/``.jpeg`` files named by ``paths`` or found in its folders (recursively), sorted, unique.
+
+    Other files named in ``paths`` are left out (they are :func:`iter_text_files`' to judge).
+
+    Raises:
+        InputValueError: A path does not exist.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(path)
+        else:
+            raise InputValueError(f"`{path}` does not exist; pass .txt/.md/.png/.jpg files or folders holding them.")
     return list(dict.fromkeys(found))
 
 

@@ -56,6 +56,7 @@ PUBLIC = {
                                    "community_detection"],
         "st_plugins.core.quantization": ["quantize_embeddings"]},
     "st_plugins.chroma": {"st_plugins.chroma._embedding_function": ["ChromaEmbeddingFunction"],
+                          "st_plugins.chroma._multimodal": ["ChromaMultimodalEmbeddingFunction", "ImageLoader"],
                           "st_plugins.chroma._collection": ["connect", "open_collection"], None: ["VECTOR_SETTINGS"]},
     "st_plugins.sklearn": {"st_plugins.sklearn._embedding": ["EmbeddingTransformer"],
                            "st_plugins.sklearn._scorer": ["CrossEncoderScorer"]},
@@ -65,7 +66,8 @@ PUBLIC = {
     "st_plugins.ray": {"st_plugins.ray._batches": ["EmbedBatch", "RerankBatch"], "st_plugins.ray._sink": ["ChromaDatasink"],
                        "st_plugins.ray._pipeline": ["embed_dataset", "rerank_dataset", "index_documents"]},
     "st_plugins.indexing": {"st_plugins.indexing": ["IndexResult", "Passage", "content_id", "index_documents",
-                                                    "iter_text_files", "read_passages", "split_passages"]},
+                                                    "index_images", "iter_image_files", "iter_text_files",
+                                                    "read_passages", "split_passages"]},
     "st_plugins.cross_encoder": {"st_plugins.core.cross_encoder": ["CrossEncoder"]},
     "st_plugins.cross_encoder.evaluation": {"st_plugins.training.evaluators": [
         "CrossEncoderCorrelationEvaluator", "CrossEncoderRerankingEvaluator"]},

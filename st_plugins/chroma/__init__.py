@@ -1,9 +1,10 @@
-"""Chroma adapter: :class:`ChromaEmbeddingFunction` and :func:`open_collection`.
+"""Chroma adapter: :class:`ChromaEmbeddingFunction`, :class:`ChromaMultimodalEmbeddingFunction` and
+:func:`open_collection`.
 
 Needs ``chromadb`` (``pip install "st-plugins[chroma]"``). Importing this package registers the
-function with Chroma under the name ``"st_plugins"``, so a collection created with it can be
-reopened in any process (after ``import st_plugins.chroma``) without passing a function: Chroma
-rebuilds it from the stored config. Models come from the process-wide cache
+functions with Chroma under the names ``"st_plugins"`` and ``"st_plugins_multimodal"``, so a collection
+created with one can be reopened in any process (after ``import st_plugins.chroma``) without passing a
+function: Chroma rebuilds it from the stored config. Models come from the process-wide cache
 (:func:`st_plugins.core.cache.get_model`), so rebuilding costs nothing. The modules translate
 between Chroma's interfaces and the shared models; they do no model work themselves.
 """
@@ -16,5 +17,7 @@ require("chromadb", "chroma")
 
 from st_plugins.chroma._collection import connect, open_collection  # noqa: E402
 from st_plugins.chroma._embedding_function import VECTOR_SETTINGS, ChromaEmbeddingFunction  # noqa: E402
+from st_plugins.chroma._multimodal import ChromaMultimodalEmbeddingFunction, ImageLoader  # noqa: E402
 
-__all__ = ["ChromaEmbeddingFunction", "connect", "open_collection", "VECTOR_SETTINGS"]
+__all__ = ["ChromaEmbeddingFunction", "ChromaMultimodalEmbeddingFunction", "ImageLoader", "connect", "open_collection",
+           "VECTOR_SETTINGS"]

@@ -1,5 +1,6 @@
 """``open_collection``: a Chroma collection (a database folder or a ``chroma run`` server) that embeds
-with :class:`ChromaEmbeddingFunction`; ``connect`` gives the client of either."""
+with :class:`ChromaEmbeddingFunction`, or :class:`ChromaMultimodalEmbeddingFunction` (and an :class:`ImageLoader`
+for ``uris``) when its model has an image tower; ``connect`` gives the client of either."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import chromadb
 from chromadb.errors import InvalidArgumentError, NotFoundError
 
 from st_plugins.chroma._embedding_function import ChromaEmbeddingFunction
+from st_plugins.chroma._multimodal import ChromaMultimodalEmbeddingFunction, ImageLoader
 from st_plugins.errors import InputValueError, StoreUnavailableError
 
-__all__ = ["connect", "open_collection", "parse_url"]
+__all__ = ["connect", "is_multimodal", "open_collection", "parse_url"]
+
+#: Our functions by the name Chroma stores in a collection's configuration.
+_FUNCTIONS = {cls.name(): cls for cls in (ChromaEmbeddingFunction, ChromaMultimodalEmbeddingFunction)}
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:
@@ -73,7 +78,9 @@ def open_collection(db: str | os.PathLike | None, name: str, model: str | None =
         url: A ``chroma run`` server (``http://HOST:PORT``) instead of a folder.
 
     Returns:
-        The ``chromadb`` collection, embedding with :class:`ChromaEmbeddingFunction`.
+        The ``chromadb`` collection, embedding with :class:`ChromaEmbeddingFunction`, or with
+        :class:`ChromaMultimodalEmbeddingFunction` and an :class:`ImageLoader` for ``uris`` when the model has an
+        image tower (a new collection) or the collection was made so.
 
     Raises:
         InputValueError: No such database or collection (without ``create``), a name Chroma refuses,
@@ -95,22 +102,36 @@ def open_collection(db: str | os.PathLike | None, name: str, model: str | None =
                                   "Pass one of those names (--collection NAME).") from None
         return _create(client, name, model, device)
     stored = (collection.configuration_json or {}).get("embedding_function") or {}
-    if stored.get("name") != ChromaEmbeddingFunction.name():
+    function = _FUNCTIONS.get(stored.get("name"))
+    if function is None:
         raise InputValueError(
             f"Collection {name!r} in {where!r} embeds with {stored.get('name') or 'no known function'!r}, "
-            f"not {ChromaEmbeddingFunction.name()!r}; pass another collection name (--collection NAME)."
+            f"not one of {sorted(_FUNCTIONS)}; pass another collection name (--collection NAME)."
         )
     if model is not None:
-        wanted = ChromaEmbeddingFunction(model)
+        wanted = function(model)
         wanted.validate_config_update(stored["config"], {"model_name": wanted.model_name})
-    if device is not None:
-        return client.get_collection(name, embedding_function=ChromaEmbeddingFunction(**{**stored["config"], "device": device}))
-    return collection
+    if device is None and function is ChromaEmbeddingFunction:
+        return collection
+    chosen = {} if device is None else {"embedding_function": function(**{**stored["config"], "device": device})}
+    return client.get_collection(name, data_loader=_loader(function), **chosen)
+
+
+def is_multimodal(collection: Any) -> bool:
+    """Whether ``collection`` embeds images too (it was made with :class:`ChromaMultimodalEmbeddingFunction`)."""
+    stored = (collection.configuration_json or {}).get("embedding_function") or {}
+    return stored.get("name") == ChromaMultimodalEmbeddingFunction.name()
+
+
+def _loader(function: type) -> ImageLoader | None:
+    return ImageLoader() if function is ChromaMultimodalEmbeddingFunction else None
 
 
 def _create(client: Any, name: str, model: str | None, device: str | None) -> Any:
     ef = ChromaEmbeddingFunction(device=device) if model is None else ChromaEmbeddingFunction(model, device=device)
+    if "image" in getattr(ef.model, "modalities", ("text",)):
+        ef = ChromaMultimodalEmbeddingFunction(**ef.get_config())
     try:
-        return client.create_collection(name, embedding_function=ef)
+        return client.create_collection(name, embedding_function=ef, data_loader=_loader(type(ef)))
     except InvalidArgumentError as exc:
         raise InputValueError(f"Chroma refuses the collection name {name!r}: {exc}") from None
