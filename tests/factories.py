@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ID2LABEL", "ARCHS", "CLIP_FORMATS", "minilm_path", "tiny_bert", "st_folder", "cross_folder", "tiny_clip",
-           "Doubled"]
+           "tiny_dual_encoder", "Doubled"]
 
 ID2LABEL = {0: "contradiction", 1: "entailment", 2: "neutral"}
 ARCHS = ("bert", "roberta", "electra", "distilbert")
@@ -278,6 +278,31 @@ def tiny_clip(fmt: str = "current") -> Path:
         return folder
 
     return _cached(("tiny_clip", fmt), {"plain": plain, "current": current, "legacy": legacy}[fmt])
+
+
+def tiny_dual_encoder() -> Path:
+    """A random transformers ``VisionTextDualEncoderModel`` (seed 0): a BERT text tower (hidden 32, MiniLM's
+    tokenizer, so token type ids too), a CLIP vision tower (16 px, patches of 4), projection 16, a ViT image
+    processor (resize to 16 x 16, bilinear, no crop): the layout of the digits recipe's model."""
+
+    def build() -> Path:
+        import torch
+        from transformers import (AutoTokenizer, BertConfig, CLIPVisionConfig, ViTImageProcessor,
+                                  VisionTextDualEncoderConfig, VisionTextDualEncoderModel, VisionTextDualEncoderProcessor)
+
+        torch.manual_seed(0)
+        config = VisionTextDualEncoderConfig.from_vision_text_configs(
+            CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                             image_size=16, patch_size=4),
+            BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, max_position_embeddings=128), projection_dim=16)
+        folder = _folder("tiny_dual_encoder")
+        VisionTextDualEncoderModel(config).eval().save_pretrained(folder, safe_serialization=True)
+        VisionTextDualEncoderProcessor(image_processor=ViTImageProcessor(size={"height": 16, "width": 16}),
+                                       tokenizer=AutoTokenizer.from_pretrained(minilm_path())).save_pretrained(folder)
+        return folder
+
+    return _cached(("tiny_dual_encoder",), build)
 
 
 # ----------------------------------------------------------------------------- Doubled (lazy torch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -77,6 +78,9 @@ def as_text_list(inputs: Any, name: str = "sentences") -> tuple[list[str], bool]
         if not isinstance(item, str):
             shown = repr(item) if len(repr(item)) < 40 else repr(item)[:37] + "..."
             hint = " Decode bytes first." if isinstance(item, (bytes, bytearray)) else " Convert or drop it."
+            if type(item).__module__.startswith("PIL.") or isinstance(item, os.PathLike) or _is_array(item):
+                hint = (" It looks like an image: this model takes texts only (it has no image tower); encode images "
+                        "with an image-text model (CLIP-style).")
             raise InputTypeError(f"`{name}[{i}]` must be a str; got {type(item).__name__} ({shown}).{hint}")
         check_text(item, f"{name}[{i}]")
     return texts, False
