@@ -59,6 +59,7 @@ PUBLIC = {
                           "st_plugins.chroma._multimodal": ["ChromaMultimodalEmbeddingFunction", "ImageLoader"],
                           "st_plugins.chroma._collection": ["connect", "open_collection"], None: ["VECTOR_SETTINGS"]},
     "st_plugins.sklearn": {"st_plugins.sklearn._embedding": ["EmbeddingTransformer"],
+                           "st_plugins.sklearn._image": ["ImageEmbeddingTransformer"],
                            "st_plugins.sklearn._scorer": ["CrossEncoderScorer"]},
     "st_plugins.langchain": {"st_plugins.langchain._embeddings": ["LangChainEmbeddings"],
                              "st_plugins.langchain._cross_encoder": ["LangChainCrossEncoder"],

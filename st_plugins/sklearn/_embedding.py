@@ -83,24 +83,29 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             InputTypeError: ``X`` holds something other than str (the message names the index).
             InputValueError: ``X`` is empty or has several columns, or a parameter is out of range.
         """
-        texts = texts_from_X(X)
-        if not texts:
-            raise InputValueError("`X` must hold at least one text to fit; got 0. Pass a non-empty list of str.")
+        if not self._rows(X):
+            raise InputValueError(f"`X` must hold at least one {self._item} to fit; got 0. Pass a non-empty list.")
         load = {"model": check_model(self.model), "device": self.device}
         encoder = get_model("bi", load["model"], device=load["device"])
-        if self.prompt_name is not None and self.prompt_name not in encoder.prompts:
-            raise InputValueError(f"`prompt_name` must be one of the model's prompts {sorted(encoder.prompts)}; "
-                                  f"got {self.prompt_name!r}. Leave it None for no prompt.")
+        self._check_encoder(encoder)
         dim = encoder.get_embedding_dimension()
         if self.truncate_dim is not None and check_positive_int(self.truncate_dim, "truncate_dim") > dim:
             raise InputValueError(f"`truncate_dim` must be at most the model's dimension {dim}; got {self.truncate_dim}.")
         self._encode = {"batch_size": check_positive_int(self.batch_size, "batch_size"),
                         "normalize_embeddings": check_bool(self.normalize_embeddings, "normalize_embeddings"),
                         "show_progress_bar": check_bool(self.show_progress_bar, "show_progress_bar"),
-                        "prompt_name": self.prompt_name, "truncate_dim": self.truncate_dim}
+                        "prompt_name": getattr(self, "prompt_name", None), "truncate_dim": self.truncate_dim}
         self._load, self._n_features_out = load, min(dim, self.truncate_dim or dim)
         record_input_features(self, X, 1)
         return self
+
+    _item = "text"
+    _rows = staticmethod(texts_from_X)  # X -> the list the model encodes
+
+    def _check_encoder(self, encoder: Any) -> None:
+        if self.prompt_name is not None and self.prompt_name not in encoder.prompts:
+            raise InputValueError(f"`prompt_name` must be one of the model's prompts {sorted(encoder.prompts)}; "
+                                  f"got {self.prompt_name!r}. Leave it None for no prompt.")
 
     @property
     def encoder_(self) -> Any:
@@ -126,8 +131,7 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             InputTypeError: ``X`` holds something other than str (the message names the index).
         """
         check_is_fitted(self)
-        texts = texts_from_X(X)
-        return np.asarray(self.encoder_.encode(texts, **self._encode), dtype=np.float32)
+        return np.asarray(self.encoder_.encode(self._rows(X), **self._encode), dtype=np.float32)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

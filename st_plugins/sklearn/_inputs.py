@@ -1,18 +1,23 @@
-"""Turn scikit-learn ``X`` (lists, arrays, pandas) into texts or text pairs, and back to column names.
+"""Turn scikit-learn ``X`` (lists, arrays, pandas) into texts, text pairs or images, and back to column names.
 
-Pure functions shared by :class:`EmbeddingTransformer` and :class:`CrossEncoderScorer`; no model work.
+Pure functions shared by :class:`EmbeddingTransformer`, :class:`ImageEmbeddingTransformer` and
+:class:`CrossEncoderScorer`; no model work (images are decoded by the core when they are encoded).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import os
+from pathlib import Path
+
 import numpy as np
 
+from st_plugins.core.images import is_image
 from st_plugins.core.validation import as_pair_list, as_text_list
 from st_plugins.errors import InputTypeError, InputValueError
 
-__all__ = ["as_2d_columns", "column_names", "record_input_features", "texts_from_X", "pairs_from_X"]
+__all__ = ["as_2d_columns", "column_names", "record_input_features", "texts_from_X", "pairs_from_X", "images_from_X"]
 
 
 def column_names(X: Any) -> np.ndarray | None:
@@ -113,3 +118,51 @@ def pairs_from_X(X: Any, name: str = "X") -> list[tuple[str, str]]:
                              'Select them, e.g. df[["query", "document"]].')
     pairs, _ = as_pair_list(list(X), name)
     return pairs
+
+
+def images_from_X(X: Any, name: str = "X") -> list[Any]:
+    """Images from a list of PIL images, image arrays or file paths, a stack ``(n, height, width[, channels])``,
+    or a 1-D array, Series or one-column 2-D array/DataFrame of them (e.g. ``df["path"]``).
+
+    Paths (str or ``os.PathLike``) become ``Path`` objects, so the core reads them as image files whatever their
+    suffix; a path that names no file is refused here, naming its index.
+
+    Example:
+        >>> images_from_X(np.zeros((2, 8, 8), dtype=np.uint8))[1].shape
+        (8, 8)
+        >>> images_from_X(["missing.png"])
+        Traceback (most recent call last):
+        ...
+        st_plugins.errors.InputValueError: `X[0]` must be an image or the path of an image file; no file 'missing.png' exists.
+    """
+    if isinstance(X, np.ndarray) and X.dtype != object and X.ndim in (3, 4):
+        items = list(X)  # a stack of images, e.g. load_digits().images
+    elif isinstance(X, (list, tuple)) and X and all(_image_like(item) for item in X):
+        items = list(X)  # not as_2d_columns: an image array is not a row of features
+    else:
+        X, n_columns = as_2d_columns(X, name)
+        if n_columns is not None and n_columns != 1:
+            raise _columns_error(name, X, n_columns, 1, "one column of images or image paths",
+                                 'Select the column, e.g. df["path"]; wrap a single image in a list: [image].')
+        items = [row[0] for row in X] if n_columns is not None else list(X)
+    return [_image(item, f"{name}[{i}]") for i, item in enumerate(items)]
+
+
+def _image_like(item: Any) -> bool:
+    return isinstance(item, (str, os.PathLike, np.ndarray)) or type(item).__module__.startswith("PIL.")
+
+
+def _image(item: Any, where: str) -> Any:
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(os.fspath(item))
+        if not path.is_file():
+            raise InputValueError(f"`{where}` must be an image or the path of an image file; no file {str(path)!r} exists.")
+        return path
+    if isinstance(item, np.ndarray):
+        if item.dtype != object and item.ndim in (2, 3):
+            return item  # checked (channels, dtype) by the core
+    elif is_image(item):
+        return item
+    shown = repr(item) if len(repr(item)) < 40 else repr(item)[:37] + "..."
+    raise InputTypeError(f"`{where}` must be an image (a PIL image, an array of shape (height, width[, 3])) or the "
+                         f"path of an image file; got {type(item).__name__} ({shown}).")
