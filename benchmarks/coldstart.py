@@ -89,13 +89,15 @@ def cli_runs(runs: int = 5) -> dict[str, Any]:
 
 def graph_builds() -> dict[str, Any]:
     """Wall seconds of each ``st-plugins build-graph`` into its own fresh, empty ``$ST_PLUGINS_HOME``."""
-    jobs = {"`st-plugins build-graph all-MiniLM-L6-v2 --backend onnx`": ["all-MiniLM-L6-v2", "--backend", "onnx"],
-            "`st-plugins build-graph all-MiniLM-L6-v2 --backend int8`": ["all-MiniLM-L6-v2", "--backend", "int8"]}
+    base = {"all-MiniLM-L6-v2 --backend onnx": ["all-MiniLM-L6-v2", "--backend", "onnx"],
+            "all-MiniLM-L6-v2 --backend int8": ["all-MiniLM-L6-v2", "--backend", "int8"]}
     reranker, notes = reranker_folder(), []
     if reranker is not None:
-        jobs["`st-plugins build-graph $ST_PLUGINS_HOME/stsb-reranker --kind cross`"] = [str(reranker), "--kind", "cross"]
+        base["$ST_PLUGINS_HOME/stsb-reranker --kind cross"] = [str(reranker), "--kind", "cross"]
     else:
         notes.append("reranker build skipped: `st-plugins/stsb-reranker` is not in $ST_PLUGINS_HOME.")
+    jobs = {f"`st-plugins build-graph {name} --builder {builder}`": [*args, "--builder", builder]
+            for name, args in base.items() for builder in ("safetensors", "export")}
     out = {}
     for name, args in jobs.items():
         with tempfile.TemporaryDirectory(prefix="st_plugins-home-") as home:

@@ -75,9 +75,10 @@ def fresh_table(title: str, cases: dict[str, dict], runs: int, baseline: str | N
 
 
 def build_table(b: dict[str, Any]) -> str:
-    rows = [[name, f"{s['wall_s']:.1f}", f"{s['peak_rss_mib']:.0f}"] for name, s in b["cases"].items()]
-    return table(["one-time graph build (fresh empty $ST_PLUGINS_HOME, fresh process)", "wall s", "peak RSS MiB"],
-                 rows, b["notes"])
+    rows = [[name, f"{s['wall_s']:.1f}", f"{s['peak_rss_mib']:.0f}", "yes" if s.get("heavy_modules") else "no"]
+            for name, s in b["cases"].items()]
+    return table(["one-time graph build (fresh empty $ST_PLUGINS_HOME, fresh process)", "wall s", "peak RSS MiB",
+                  "torch imported"], rows, b["notes"])
 
 
 def latency_table(lat: dict[str, Any]) -> str:
