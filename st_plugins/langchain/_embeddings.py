@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from st_plugins.core.cache import get_model
+from st_plugins.core.images import load_image
 from st_plugins.core.validation import as_text_list, check_text
 from st_plugins.errors import InputTypeError, InputValueError
 
@@ -22,7 +24,9 @@ class LangChainEmbeddings(BaseModel, Embeddings):
     Documents go through the model's document prompt and queries through its query prompt
     (``SentenceTransformer.encode_document`` / ``encode_query``); texts are passed unchanged.
     The model comes from the process-wide cache, so many instances share one copy.
-    ``aembed_*`` run in a worker thread and never block the event loop.
+    ``aembed_*`` run in a worker thread and never block the event loop. With an image-text model (CLIP-style),
+    :meth:`embed_image` embeds image files into the same space, as LangChain's ``OpenCLIPEmbeddings`` does (and
+    ``langchain_chroma.Chroma.add_images`` / ``similarity_search_by_image`` call it).
 
     Args:
         model: A registered name (default ``"all-MiniLM-L6-v2"``), a folder or a hub id in the cache.
@@ -114,6 +118,37 @@ class LangChainEmbeddings(BaseModel, Embeddings):
         check_text(text, "text")
         vector = self._model.encode_query([text], prompt_name=self.query_prompt_name, **self._options())
         return vector[0].tolist()
+
+    def embed_image(self, uris: list[str]) -> list[list[float]]:
+        """Embed image files (no prompt), for an image-text model.
+
+        Args:
+            uris: Paths of image files (str or ``os.PathLike``), read and preprocessed by the core.
+
+        Returns:
+            One list of floats per image, in input order.
+
+        Raises:
+            InputTypeError: ``uris`` is a single str, or an item is not a path (the message names the index).
+            InputValueError: The model has no image tower, or a file is missing or not an image (names the index).
+        """
+        if isinstance(uris, (str, os.PathLike)) or not isinstance(uris, (list, tuple)):
+            raise InputTypeError(f"`uris` must be a list of image paths; got {type(uris).__name__}. Wrap one in a list.")
+        modalities = getattr(self._model, "modalities", ("text",))
+        if "image" not in modalities:
+            raise InputValueError(f"embed_image needs an image-text model (e.g. a CLIP folder); `model` {str(self.model)!r} "
+                                  f"has no image tower (it embeds {', '.join(modalities)} only).")
+        for i, uri in enumerate(uris):
+            if not isinstance(uri, (str, os.PathLike)):
+                raise InputTypeError(f"`uris[{i}]` must be the path of an image file (a str); got {type(uri).__name__}.")
+        if not uris:
+            return []
+        images = [load_image(uri, f"uris[{i}]") for i, uri in enumerate(uris)]
+        return self._model.encode(images, **self._options()).tolist()
+
+    async def aembed_image(self, uris: list[str]) -> list[list[float]]:
+        """:meth:`embed_image` in a worker thread (the event loop keeps running)."""
+        return await run_in_executor(None, self.embed_image, uris)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """:meth:`embed_documents` in a worker thread (the event loop keeps running)."""
