@@ -14,7 +14,7 @@ import sys
 
 from st_plugins.errors import StPluginsError
 
-COMMANDS = ("train_reranker", "cosent", "index", "search", "build_graph")
+COMMANDS = ("train_reranker", "train_clip_digits", "cosent", "index", "search", "build_graph")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from st_plugins.core.validation import check_positive_int
 from st_plugins.errors import InputTypeError, InputValueError
 
-__all__ = ["Example", "TrainingArguments", "TrainResult", "Trainer"]
+__all__ = ["Example", "TrainingArguments", "TrainResult", "Trainer", "no_duplicate_batches"]
 
 _GROUP_WINDOW = 50  # batches per length-sorted window with group_by_length
 _NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "norm.weight")
@@ -31,7 +31,10 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", 
 
 @dataclass(frozen=True)
 class Example:
-    """One training example: its text columns and its label.
+    """One training example: its columns and its label.
+
+    The columns are texts; for an image-text model (:class:`~st_plugins.training.image_text.ImageTextModel`)
+    a column may hold images instead (PIL images or numpy HWC uint8 arrays), e.g. ``(image, caption)``.
 
     Example:
         >>> Example(("A man eats.", "Someone is eating."), 0.9).texts[1]
@@ -58,6 +61,10 @@ class TrainingArguments:
         max_steps: Stop after this many steps (``None``: run all epochs); the schedule follows it.
         group_by_length: Batch examples of similar text length together (within shuffled windows of
             50 batches; batch order shuffled again): less padding, same data, much faster on CPU.
+        no_duplicates: Build batches in which no text occurs twice (across all columns), as
+            sentence-transformers' ``BatchSamplers.NO_DUPLICATES``: with in-batch negatives
+            (:class:`~st_plugins.training.MultipleNegativesRankingLoss`) a copy of an example's
+            positive elsewhere in the batch would be a false negative. See :func:`no_duplicate_batches`.
         bf16: Run the forward pass under bfloat16 autocast (weights, gradients and optimizer state stay
             float32). About 1.3x faster on CPUs with AVX-512 BF16 or AMX; on other CPUs it can be slower.
         show_progress_bar: Show a tqdm bar with the running loss.
@@ -73,6 +80,7 @@ class TrainingArguments:
     eval_steps: int | None = None
     max_steps: int | None = None
     group_by_length: bool = False
+    no_duplicates: bool = False
     bf16: bool = False
     show_progress_bar: bool = True
 
@@ -86,6 +94,8 @@ class TrainingArguments:
             raise InputValueError(f"`learning_rate` must be a positive number; got {self.learning_rate!r}.")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise InputValueError(f"`warmup_ratio` must be in [0, 1); got {self.warmup_ratio!r}.")
+        if self.no_duplicates and self.group_by_length:
+            raise InputValueError("`no_duplicates` and `group_by_length` cannot both be set; choose one batching rule.")
 
 
 @dataclass
@@ -97,6 +107,43 @@ class TrainResult:
     evaluations: list[tuple[int, int, dict[str, float]]] = field(default_factory=list)
     best_score: float | None = None
     best_step: int | None = None
+
+
+def _value_key(value: Any) -> Any:
+    """What makes two column values the same: a text by its value, anything else (an image) by identity."""
+    return ("text", value) if isinstance(value, str) else ("object", id(value))
+
+
+def no_duplicate_batches(order: Sequence[int], values: Sequence[Sequence[Any]], batch_size: int) -> list[list[int]]:
+    """Batches of ``order`` in which no value occurs twice, as sentence-transformers' ``NoDuplicatesBatchSampler``.
+
+    Walks the not-yet-batched indices in ``order`` and adds each whose values (``values[i]``: the
+    example's columns) meet none already in the batch, until ``batch_size`` are taken; the skipped
+    ones wait for a later batch, so every index lands in exactly one batch. The last batches can be
+    short (when only examples sharing a value are left, down to one per batch). Texts compare by
+    value, other values (images) by identity.
+
+    Example:
+        >>> no_duplicate_batches([0, 1, 2, 3], [("a", "x"), ("b", "x"), ("c", "y"), ("d", "z")], 2)
+        [[0, 2], [1, 3]]
+    """
+    keys = [{_value_key(v) for v in row} for row in values]
+    remaining = dict.fromkeys(order)
+    batches = []
+    while remaining:
+        taken: set = set()
+        batch: list[int] = []
+        for index in remaining:
+            if keys[index] & taken:
+                continue
+            batch.append(index)
+            taken |= keys[index]
+            if len(batch) == batch_size:
+                break
+        for index in batch:
+            del remaining[index]
+        batches.append(batch)
+    return batches
 
 
 @contextmanager
@@ -175,6 +222,8 @@ class Trainer:
     def _epoch_batches(self, generator: torch.Generator) -> list[list[int]]:
         size = self.args.batch_size
         order = torch.randperm(len(self.examples), generator=generator).tolist()
+        if self.args.no_duplicates:
+            return no_duplicate_batches(order, [ex.texts for ex in self.examples], size)
         if not self.args.group_by_length:
             return [order[start: start + size] for start in range(0, len(order), size)]
         batches = []
@@ -183,12 +232,23 @@ class Trainer:
             batches += [window[i: i + size] for i in range(0, len(window), size)]
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
-    def _batches(self, generator: torch.Generator):
+    def _plan(self, generator: torch.Generator) -> list[tuple[int, list[int]]]:
+        """Every step's ``(epoch, example indices)``, up to ``max_steps``; sets :attr:`total_steps` to their number
+        (with ``no_duplicates`` an epoch can take more than ``ceil(examples / batch_size)`` batches)."""
+        plan: list[tuple[int, list[int]]] = []
         for epoch in range(self.args.epochs):
-            for indices in self._epoch_batches(generator):
-                batch = [self.examples[i] for i in indices]
-                columns = [list(col) for col in zip(*(ex.texts for ex in batch))]
-                yield epoch, columns, torch.tensor([ex.label for ex in batch])
+            plan += [(epoch, indices) for indices in self._epoch_batches(generator)]
+            if self.args.max_steps and len(plan) >= self.args.max_steps:
+                break
+        plan = plan[: self.args.max_steps or None]
+        self.total_steps = len(plan)
+        return plan
+
+    def _batches(self, plan: list[tuple[int, list[int]]]):
+        for epoch, indices in plan:
+            batch = [self.examples[i] for i in indices]
+            columns = [list(col) for col in zip(*(ex.texts for ex in batch))]
+            yield epoch, columns, torch.tensor([ex.label for ex in batch])
 
     def train(self, output_path: str | os.PathLike | None = None) -> TrainResult:
         """Run the optimisation; restore the best evaluated weights; save to ``output_path`` if given.
@@ -208,14 +268,14 @@ class Trainer:
 
     def _run(self) -> tuple[TrainResult, dict[str, Any] | None]:
         torch.manual_seed(self.args.seed)
-        generator = torch.Generator().manual_seed(self.args.seed)
+        plan = self._plan(torch.Generator().manual_seed(self.args.seed))
         optimizer, scheduler = self._optimizer()
         result, best_state = TrainResult(), None
         device = next(self.model.parameters()).device
         bar = tqdm(total=self.total_steps, desc="Training", unit="step", disable=not self.args.show_progress_bar)
         self.model.train()
         last_epoch = 0
-        for epoch, columns, labels in self._batches(generator):
+        for epoch, columns, labels in self._batches(plan):
             if epoch != last_epoch:
                 best_state = self._evaluate(result, last_epoch, best_state)
                 last_epoch = epoch
