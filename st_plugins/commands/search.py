@@ -1,8 +1,10 @@
-"""``st-plugins search "QUERY" --db DIR | --chroma-url URL``: print the top passages with scores and source file."""
+"""``st-plugins search "QUERY" --db DIR | --chroma-url URL``: print the top passages (and images, in a collection
+whose model has an image tower) with scores and source file."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 from typing import Any
 
@@ -45,18 +47,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"Collection {args.collection!r} in {where(args)} is empty; add files with: st-plugins index PATH... {target}")
         return 1
     found = collection.query(query_texts=[args.query], n_results=min(fetch, collection.count()),
-                             include=["documents", "metadatas", "distances"])
+                             include=["documents", "metadatas", "distances", "uris"])
     space = (collection.configuration_json.get("hnsw") or {}).get("space", "l2")
-    hits = [{"text": doc, "meta": meta or {}, "score": _similarity(dist, space)}
-            for doc, meta, dist in zip(found["documents"][0], found["metadatas"][0], found["distances"][0])]
+    hits = [{"text": doc, "uri": uri, "meta": meta or {}, "score": _similarity(dist, space)}
+            for doc, uri, meta, dist in zip(found["documents"][0], found["uris"][0] or [None] * len(found["ids"][0]),
+                                            found["metadatas"][0], found["distances"][0])]
     label = "similarity" if space in ("cosine", "ip") else "-distance"
     if reranker is not None:
+        images = [hit for hit in hits if hit["text"] is None]
+        if images:
+            print(f"st-plugins search: --rerank scores texts only; left out {len(images)} image hits.", file=sys.stderr)
+        hits = [hit for hit in hits if hit["text"] is not None]
         scores = reranker.predict([(args.query, hit["text"]) for hit in hits])
         for hit, score in zip(hits, scores):
             hit["score"] = float(score)
         hits.sort(key=lambda hit: hit["score"], reverse=True)
         label = "rerank"
     for rank, hit in enumerate(hits[:k], start=1):
+        if hit["text"] is None:  # an image, added by uri
+            print(f"{rank}. {label} {hit['score']:.4f}  {hit['meta'].get('source', '?')} (image)")
+            print(f"   {hit['uri']}")
+            continue
         found_in = f"{hit['meta'].get('source', '?')} (passage {hit['meta'].get('passage', '?')})"
         print(f"{rank}. {label} {hit['score']:.4f}  {found_in}")
         body = " ".join(hit["text"].split())
