@@ -275,3 +275,16 @@ def test_index_images_bad_arguments_write_nothing(tmp_path, ef, kwargs, error, p
     with pytest.raises(error, match=pattern):
         index_images(collection, show_progress_bar=False, **kwargs)
     assert collection.count() == 0
+
+
+@pytest.mark.parametrize("layout", ["legacy", "plain", "dual-encoder"])
+def test_chroma_multimodal_other_layouts_equal_oracle(layout, images):
+    """The function serves every folder layout the core loads (the digits recipe saves a dual encoder)."""
+    folder = factories.tiny_dual_encoder() if layout == "dual-encoder" else factories.tiny_clip(layout)
+    layout_oracle = st.SentenceTransformer(str(folder), device="cpu")
+    layout_ef = ChromaMultimodalEmbeddingFunction(folder, device="cpu")
+    arrays = ImageLoader()([str(images[n]) for n in sorted(images)])
+    np.testing.assert_allclose(np.stack(layout_ef(arrays)), _oracle_images(layout_oracle, sorted(images.values())),
+                               atol=TOL, rtol=0)
+    np.testing.assert_allclose(np.stack(layout_ef.embed_query(QUERIES)), layout_oracle.encode_query(QUERIES),
+                               atol=TOL, rtol=0)
