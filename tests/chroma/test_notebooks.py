@@ -42,3 +42,32 @@ def test_examples_chroma_quickstart_runs(tmp_path):
     assert "same results" in first.stdout
     second = subprocess.run(script, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0 and "added 0, already present 9, total 9" in second.stdout
+
+
+def test_notebooks_images_executes(monkeypatch):
+    """notebooks/images.ipynb: the digits model (trained quick when $ST_PLUGINS_HOME has none) in a Chroma
+    multimodal collection; its text hits equal a brute-force cosine ranking, an image finds itself, and the
+    accuracy it prints is the recipe's own evaluation of the same model."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("torch")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    notebook = nbformat.read(REPO / "notebooks" / "images.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO)}}).execute()
+    text = "\n".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                     for out in cell.get("outputs", []))
+    assert "stored: 597" in text and "hits agree with brute force: True" in text
+    assert "first hit is itself: True" in text
+    images = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+              if "image/png" in out.get("data", {})]
+    assert len(images) == 2  # the hit grid and the confusion matrix
+
+    from st_plugins import SentenceTransformer
+    from st_plugins.training.clip_digits import clip_digits_dir, digits_split, evaluate
+
+    test_images, labels = digits_split()["test"]
+    accuracy = evaluate(SentenceTransformer(str(clip_digits_dir())), test_images, labels)["accuracy"]
+    assert f"zero-shot accuracy: {accuracy:.4f}" in text
