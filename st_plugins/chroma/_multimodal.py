@@ -9,6 +9,7 @@ and ``query_images`` need none. :func:`st_plugins.chroma.open_collection` attach
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,8 @@ class ChromaMultimodalEmbeddingFunction(ChromaEmbeddingFunction, EmbeddingFuncti
     """Embed Chroma documents (str) and images (numpy arrays, as Chroma's ``ImageLoader`` gives) into one space.
 
     The settings are :class:`ChromaEmbeddingFunction`'s (``prompts`` apply to texts only); the model must have an
-    image tower (a CLIP-style folder). Texts and images may be mixed in one call; vectors come back in input order.
+    image tower (a CLIP-style folder; by default sentence-transformers' ``"clip-ViT-B-32"``, found only when it is in
+    the Hugging Face cache). Texts and images may be mixed in one call; vectors come back in input order.
 
     Raises:
         InputTypeError: An item that is neither a str nor an image array (the message names the index).
@@ -42,6 +44,9 @@ class ChromaMultimodalEmbeddingFunction(ChromaEmbeddingFunction, EmbeddingFuncti
         >>> text[0].shape == image[0].shape, str(image[0].dtype), ChromaMultimodalEmbeddingFunction.name()
         (True, 'float32', 'st_plugins_multimodal')
     """
+
+    def __init__(self, model_name: str | os.PathLike = "clip-ViT-B-32", *args: Any, **kwargs: Any) -> None:
+        super().__init__(model_name, *args, **kwargs)  # sentence-transformers' CLIP name by default, not a text model
 
     def __call__(self, input: Embeddable) -> Embeddings:
         """Embed documents (with the document prompt, if any) and images: one float32 1-D array per item."""

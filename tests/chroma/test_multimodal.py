@@ -81,6 +81,7 @@ def test_chroma_multimodal_is_registered_protocol(ef):
     assert known_embedding_functions["st_plugins_multimodal"] is ChromaMultimodalEmbeddingFunction
     assert known_embedding_functions["st_plugins"] is ChromaEmbeddingFunction  # the text function stays itself
     assert not ef.is_legacy() and ef.default_space() == "cosine"
+    assert ChromaMultimodalEmbeddingFunction().model_name == "clip-ViT-B-32"  # an image-text default (nothing loaded)
 
 
 def test_chroma_multimodal_vectors_equal_oracle(ef, oracle, images):
