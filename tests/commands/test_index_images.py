@@ -14,9 +14,7 @@ chromadb = pytest.importorskip("chromadb")
 st = pytest.importorskip("sentence_transformers")
 
 from st_plugins.cli import main  # noqa: E402
-from st_plugins.commands.search import RERANKER  # noqa: E402
 from tests import factories  # noqa: E402
-from tests.conftest import registered  # noqa: E402
 from tests.image_files import write_images  # noqa: E402
 
 HIT = re.compile(r"^(\d+)\. (\S+) (-?\d+\.\d+)  (\S+) \((image|passage \d+)\)$", flags=re.MULTILINE)
@@ -130,12 +128,15 @@ def test_cli_index_named_image_files_and_a_server(corpus, clip_dir, oracle, chro
     np.testing.assert_allclose([float(h[2]) for h in hits], sorted(sims, reverse=True), atol=6e-5)
 
 
-def test_cli_search_rerank_leaves_images_out_with_one_line(image_db, capsys):
-    reranker = factories.cross_folder("bert", 1)
+def test_cli_search_rerank_leaves_images_out_with_one_line(image_db, capsys, monkeypatch):
+    from st_plugins.commands import search
+    from st_plugins.core.cross_encoder import CrossEncoder
+
+    reranker = CrossEncoder(str(factories.cross_folder("bert", 1)), device="cpu")  # not cached under the real name
     capsys.readouterr()  # the factory's own output
-    with registered({RERANKER: reranker}):
-        code, out, err = run(capsys, "search", "a red square", "--db", str(image_db), "--rerank", "-k", "8",
-                             "--candidates", "8", "--device", "cpu")
+    monkeypatch.setattr(search, "load_reranker", lambda device=None: reranker)
+    code, out, err = run(capsys, "search", "a red square", "--db", str(image_db), "--rerank", "-k", "8",
+                         "--candidates", "8", "--device", "cpu")
     assert code == 0 and err.splitlines() == ["st-plugins search: --rerank scores texts only; left out 6 image hits."]
     hits = HIT.findall(out)
     assert len(hits) == 2 and all(h[1] == "rerank" and h[4].startswith("passage") for h in hits)
