@@ -416,7 +416,10 @@ class MultimodalSentenceTransformer(SentenceTransformer):
                 raise InputTypeError(f"`inputs[{i}]` must be a text (str) or an image; got {type(item).__name__}.")
         for i in texts:
             check_text(items[i], f"inputs[{i}]")
-        loaded = {i: load_image(items[i], f"inputs[{i}]") for i in images}  # every error before any work
+        for i in images:  # the cheap checks before any model work: missing files, URLs, bad arrays
+            item = items[i]  # (files are decoded one batch at a time below, never all at once)
+            if isinstance(item, np.ndarray) or (isinstance(item, (str, os.PathLike)) and not Path(item).is_file()):
+                load_image(item, f"inputs[{i}]")
         out = np.empty((len(items), self.spec.dimension), dtype=np.float32)
         bar = progress(len(items), show, "input")
         try:
@@ -429,7 +432,7 @@ class MultimodalSentenceTransformer(SentenceTransformer):
             processor = self._processor()
             for start in range(0, len(images), batch_size):
                 chunk = images[start : start + batch_size]
-                out[chunk] = self._image_rows(processor([loaded[i] for i in chunk]))
+                out[chunk] = self._image_rows(processor([load_image(items[i], f"inputs[{i}]") for i in chunk]))
                 bar.update(len(chunk))
         finally:
             bar.close()
