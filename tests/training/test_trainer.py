@@ -186,3 +186,69 @@ def test_trainer_bad_arguments_raise(tiny_bi_dir):
         Trainer(None, None, [("a", "b", 1.0)])
     with pytest.raises(InputValueError, match=r"`train_examples\[1\]` has 3 texts"):
         Trainer(None, None, [Example(("a", "b")), Example(("a", "b", "c"))])
+
+
+# ----------------------------------------------------------------------------- no-duplicate batches
+def test_trainer_no_duplicate_batches_exact_small_case():
+    from st_plugins.training.trainer import no_duplicate_batches
+
+    rows = [("a", "x"), ("b", "x"), ("c", "y"), ("d", "x"), ("x", "e")]
+    assert no_duplicate_batches([0, 1, 2, 3, 4], rows, 2) == [[0, 2], [1], [3], [4]]  # "x" in any column counts
+    assert no_duplicate_batches([3, 2, 1, 0, 4], rows, 3) == [[3, 2], [1], [0], [4]]
+
+
+def test_trainer_no_duplicate_batches_equal_sentence_transformers_sampler():
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
+
+    class Dataset:  # the part of datasets.Dataset the sampler reads (datasets is not installed here)
+        def __init__(self, columns):
+            self.columns, self.column_names = columns, list(columns)
+
+        @classmethod
+        def from_dict(cls, columns):
+            return cls(columns)
+
+        def __len__(self):
+            return len(next(iter(self.columns.values())))
+
+        def __getitem__(self, i):
+            return {k: v[i] for k, v in self.columns.items()}
+
+    from st_plugins.training.trainer import no_duplicate_batches
+
+    rng = np.random.default_rng(0)
+    captions = [f"digit {d}" for d in rng.integers(0, 10, size=200)]
+    anchors = [f"image {i}" for i in range(200)]
+    dataset = Dataset.from_dict({"anchor": anchors, "positive": captions})
+    for seed in (0, 5):
+        sampler = NoDuplicatesBatchSampler(dataset, batch_size=8, drop_last=False, generator=torch.Generator(), seed=seed)
+        theirs = list(sampler)
+        order = torch.randperm(200, generator=torch.Generator().manual_seed(seed), dtype=torch.int32).tolist()
+        assert no_duplicate_batches(order, list(zip(anchors, captions)), 8) == theirs
+
+
+def test_trainer_no_duplicates_batches_hold_each_caption_once_and_every_example_once():
+    seen: list[list[str]] = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, columns, labels):
+            seen.append(list(columns[1]))
+            return self.w.sum() * 0.0
+
+    model = torch.nn.Linear(1, 1)
+    model.save = lambda path: None
+    digits = [i % 10 for i in range(95)] + [3] * 25  # one digit far more common than the rest
+    examples = [Example((f"image {i}", f"a handwritten digit {d}")) for i, d in enumerate(digits)]
+    args = TrainingArguments(epochs=2, batch_size=10, seed=1, no_duplicates=True, show_progress_bar=False)
+    trainer = Trainer(model, Spy(), examples, args)
+    result = trainer.train()
+    assert all(len(set(batch)) == len(batch) <= 10 for batch in seen)
+    assert sorted(c for batch in seen for c in batch) == sorted(2 * [e.texts[1] for e in examples])
+    assert result.steps == len(seen) == trainer.total_steps > 2 * 12  # more than ceil(120 / 10) batches an epoch
+    with pytest.raises(InputValueError, match="`no_duplicates` and `group_by_length`"):
+        TrainingArguments(no_duplicates=True, group_by_length=True)
