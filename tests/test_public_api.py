@@ -78,7 +78,9 @@ PUBLIC = {
                                        "BinaryCrossEntropyLoss", "CrossEntropyLoss", "MSELoss"],
         "st_plugins.training.evaluators": ["EmbeddingSimilarityEvaluator", "CrossEncoderCorrelationEvaluator",
                                            "CrossEncoderRerankingEvaluator"],
-        "st_plugins.training.recipes": ["train_stsb_reranker", "finetune_bi_encoder_cosent"]},
+        "st_plugins.training.recipes": ["train_stsb_reranker", "finetune_bi_encoder_cosent"],
+        "st_plugins.training.image_text": ["ImageTextModel"],
+        "st_plugins.training.clip_digits": ["train_clip_digits"]},
     "st_plugins.training.losses": {"st_plugins.training.losses": [
         "MultipleNegativesRankingLoss", "CoSENTLoss", "CosineSimilarityLoss", "BinaryCrossEntropyLoss",
         "CrossEntropyLoss", "MSELoss", "ListwiseSoftmaxLoss"]},

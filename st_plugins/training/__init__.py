@@ -1,4 +1,5 @@
-"""Fine-tuning for both model kinds: losses, evaluators, a plain-torch trainer and recipes.
+"""Fine-tuning for bi-encoders, cross-encoders and image-text models: losses, evaluators, a plain-torch trainer
+and recipes.
 
 Names load lazily (torch is imported on first use). The trained models' names and folders are
 in :mod:`st_plugins.training.named`.
@@ -20,13 +21,16 @@ __all__ = [
     "BinaryCrossEntropyLoss", "CrossEntropyLoss", "MSELoss",
     "EmbeddingSimilarityEvaluator", "CrossEncoderCorrelationEvaluator", "CrossEncoderRerankingEvaluator",
     "train_stsb_reranker", "finetune_bi_encoder_cosent",
+    "ImageTextModel", "train_clip_digits",
 ]
 
 _HOMES = {
     "st_plugins.training.trainer": __all__[:4],
     "st_plugins.training.losses": __all__[4:10],
     "st_plugins.training.evaluators": __all__[10:13],
-    "st_plugins.training.recipes": __all__[13:],
+    "st_plugins.training.recipes": __all__[13:15],
+    "st_plugins.training.image_text": __all__[15:16],
+    "st_plugins.training.clip_digits": __all__[16:],
 }
 _LAZY = {name: module for module, names in _HOMES.items() for name in names}
 
