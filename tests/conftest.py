@@ -122,6 +122,20 @@ def tiny_bi_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def clip_dir() -> Path:
+    """The tiny random CLIP in sentence-transformers' current layout (see :func:`tests.factories.tiny_clip`)."""
+    return factories.tiny_clip("current")
+
+
+@pytest.fixture(scope="session")
+def clip_oracle(clip_dir):
+    """sentence-transformers' model of :func:`clip_dir` (images one modality per call)."""
+    import sentence_transformers as st
+
+    return st.SentenceTransformer(str(clip_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def make_cross_folder():
     """``make(arch="bert", num_labels=1) -> folder``: a ``*ForSequenceClassification`` folder with random weights
     (see :func:`tests.factories.cross_folder`)."""

@@ -42,16 +42,6 @@ RGB_FILES = ["blue.jpeg", "green.jpg", "grey.png", "purple.png", "red.png"]  # C
 
 
 @pytest.fixture(scope="module")
-def clip_dir() -> Path:
-    return factories.tiny_clip("current")
-
-
-@pytest.fixture(scope="module")
-def oracle(clip_dir):
-    return st.SentenceTransformer(str(clip_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def images(tmp_path_factory) -> dict[str, Path]:
     return {p.name: p for p in write_images(tmp_path_factory.mktemp("images"))}
 
@@ -65,8 +55,8 @@ def _unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-def _oracle_images(oracle, paths) -> np.ndarray:
-    return oracle.encode([str(p) for p in paths])  # sentence-transformers reads each path itself
+def _oracle_images(clip_oracle, paths) -> np.ndarray:
+    return clip_oracle.encode([str(p) for p in paths])  # sentence-transformers reads each path itself
 
 
 def _ranking(query: np.ndarray, corpus: np.ndarray, ids: list[str]) -> tuple[list[str], np.ndarray]:
@@ -84,24 +74,24 @@ def test_chroma_multimodal_is_registered_protocol(ef):
     assert ChromaMultimodalEmbeddingFunction().model_name == "clip-ViT-B-32"  # an image-text default (nothing loaded)
 
 
-def test_chroma_multimodal_vectors_equal_oracle(ef, oracle, images):
+def test_chroma_multimodal_vectors_equal_oracle(ef, clip_oracle, images):
     """Texts, Chroma-loaded images (numpy arrays) and a mixed list, each against the oracle per modality."""
     arrays = ChromaImageLoader()([str(images[n]) for n in RGB_FILES])
     got_images, got_texts = np.stack(ef(arrays)), np.stack(ef(QUERIES))
     assert got_images.dtype == np.float32 and got_images.shape == (len(RGB_FILES), 24)
-    np.testing.assert_allclose(got_images, _oracle_images(oracle, [images[n] for n in RGB_FILES]), atol=TOL, rtol=0)
-    np.testing.assert_allclose(got_texts, oracle.encode(QUERIES), atol=TOL, rtol=0)
+    np.testing.assert_allclose(got_images, _oracle_images(clip_oracle, [images[n] for n in RGB_FILES]), atol=TOL, rtol=0)
+    np.testing.assert_allclose(got_texts, clip_oracle.encode(QUERIES), atol=TOL, rtol=0)
     np.testing.assert_allclose(np.stack(ef.embed_query(QUERIES)), got_texts, atol=TOL, rtol=0)  # no prompts here
     mixed = np.stack(ef([QUERIES[0], arrays[0], arrays[1], QUERIES[1]]))
     np.testing.assert_allclose(mixed, np.stack([got_texts[0], got_images[0], got_images[1], got_texts[1]]), atol=1e-6)
 
 
-def test_chroma_multimodal_image_loader_reads_every_file_as_the_oracle(oracle, images, ef):
+def test_chroma_multimodal_image_loader_reads_every_file_as_the_oracle(clip_oracle, images, ef):
     """Ours gives RGB arrays for RGBA, grey and JPEG files too; Chroma's gives an RGBA file 4 channels (refused)."""
     paths = sorted(images.values())
     arrays = ImageLoader()([str(p) for p in paths] + [None])
     assert arrays[-1] is None and all(a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3 for a in arrays[:-1])
-    np.testing.assert_allclose(np.stack(ef(arrays[:-1])), _oracle_images(oracle, paths), atol=TOL, rtol=0)
+    np.testing.assert_allclose(np.stack(ef(arrays[:-1])), _oracle_images(clip_oracle, paths), atol=TOL, rtol=0)
     rgba = ChromaImageLoader()([str(images["yellow.png"])])
     assert rgba[0].shape[2] == 4
     with pytest.raises(InputValueError, match=r"4 channels: drop the alpha channel"):
@@ -153,14 +143,14 @@ def _fill(collection, images: dict[str, Path], names: list[str]) -> None:
     collection.add(ids=["text-0"], documents=["a red square on a white page"])
 
 
-def _check_queries(collection, oracle, images: dict[str, Path], names: list[str], query_uris: bool = True) -> dict:
+def _check_queries(collection, clip_oracle, images: dict[str, Path], names: list[str], query_uris: bool = True) -> dict:
     """text->image and image->image answers equal the oracle's ranking (ids and cosine distances)."""
-    corpus = np.vstack([_oracle_images(oracle, [images[n] for n in names]), oracle.encode(["a red square on a white page"])])
+    corpus = np.vstack([_oracle_images(clip_oracle, [images[n] for n in names]), clip_oracle.encode(["a red square on a white page"])])
     ids = [*names, "text-0"]
     answers = {}
     for query in QUERIES:
         found = collection.query(query_texts=[query], n_results=len(ids), include=["distances", "uris"])
-        want_ids, want_dist = _ranking(oracle.encode(query), corpus, ids)
+        want_ids, want_dist = _ranking(clip_oracle.encode(query), corpus, ids)
         assert found["ids"][0] == want_ids, query
         np.testing.assert_allclose(found["distances"][0], want_dist, atol=1e-5)
         assert found["uris"][0][want_ids.index(names[0])] == str(images[names[0]])
@@ -168,7 +158,7 @@ def _check_queries(collection, oracle, images: dict[str, Path], names: list[str]
     red = np.asarray(Image.open(images["red.png"]))
     by_image = collection.query(query_images=[red], n_results=3, include=["distances"])
     assert by_image["ids"][0][0] == "red.png" and abs(by_image["distances"][0][0]) < 1e-5
-    want_ids, want_dist = _ranking(_oracle_images(oracle, [images["red.png"]])[0], corpus, ids)
+    want_ids, want_dist = _ranking(_oracle_images(clip_oracle, [images["red.png"]])[0], corpus, ids)
     assert by_image["ids"][0] == want_ids[:3]
     np.testing.assert_allclose(by_image["distances"][0], want_dist[:3], atol=1e-5)
     if query_uris:
@@ -178,17 +168,17 @@ def _check_queries(collection, oracle, images: dict[str, Path], names: list[str]
     return answers
 
 
-def test_chroma_multimodal_embedded_collection_text_and_image_queries(tmp_path, ef, oracle, images):
+def test_chroma_multimodal_embedded_collection_text_and_image_queries(tmp_path, ef, clip_oracle, images):
     client = chromadb.PersistentClient(path=str(tmp_path))
     collection = client.create_collection("imgs", embedding_function=ef, data_loader=ChromaImageLoader())
     _fill(collection, images, RGB_FILES)
     stored = collection.get(ids=RGB_FILES, include=["embeddings", "uris"])
-    np.testing.assert_allclose(np.asarray(stored["embeddings"]), _oracle_images(oracle, [images[n] for n in RGB_FILES]),
+    np.testing.assert_allclose(np.asarray(stored["embeddings"]), _oracle_images(clip_oracle, [images[n] for n in RGB_FILES]),
                                atol=TOL, rtol=0)
     assert stored["uris"] == [str(images[n]) for n in RGB_FILES]
     assert collection.configuration_json["embedding_function"] == {"type": "known", "name": "st_plugins_multimodal",
                                                                   "config": ef.get_config()}
-    _check_queries(collection, oracle, images, RGB_FILES)
+    _check_queries(collection, clip_oracle, images, RGB_FILES)
     data = collection.get(ids=["red.png"], include=["data"])["data"]
     np.testing.assert_array_equal(data[0], np.asarray(Image.open(images["red.png"])))
 
@@ -217,11 +207,11 @@ REOPEN = textwrap.dedent("""
 """)
 
 
-def test_chroma_multimodal_fresh_process_reopens_without_function(tmp_path, ef, oracle, images):
+def test_chroma_multimodal_fresh_process_reopens_without_function(tmp_path, ef, clip_oracle, images):
     collection = chromadb.PersistentClient(path=str(tmp_path)).create_collection(
         "imgs", embedding_function=ef, data_loader=ChromaImageLoader())
     _fill(collection, images, RGB_FILES)
-    answers = _check_queries(collection, oracle, images, RGB_FILES)
+    answers = _check_queries(collection, clip_oracle, images, RGB_FILES)
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, "-c", REOPEN, str(tmp_path), json.dumps(QUERIES), str(images["red.png"]),
                            str(images["purple.png"])], capture_output=True, text=True, env=env, timeout=600)
@@ -232,19 +222,19 @@ def test_chroma_multimodal_fresh_process_reopens_without_function(tmp_path, ef, 
     assert reply["answers"]["image"] == answers["image"] and reply["answers"]["uri"] == ["purple.png"]
 
 
-def test_chroma_multimodal_server_text_and_image_queries(chroma_server, ef, oracle, images):
+def test_chroma_multimodal_server_text_and_image_queries(chroma_server, ef, clip_oracle, images):
     host, port = chroma_server
     name = _unique("imgs")
     collection = chromadb.HttpClient(host=host, port=port).create_collection(
         name, embedding_function=ef, data_loader=ChromaImageLoader())
     _fill(collection, images, RGB_FILES)
-    answers = _check_queries(collection, oracle, images, RGB_FILES)
+    answers = _check_queries(collection, clip_oracle, images, RGB_FILES)
     reopened = chromadb.HttpClient(host=host, port=port).get_collection(name, data_loader=ChromaImageLoader())
     assert reopened.configuration_json["embedding_function"]["name"] == "st_plugins_multimodal"
-    assert _check_queries(reopened, oracle, images, RGB_FILES) == answers
+    assert _check_queries(reopened, clip_oracle, images, RGB_FILES) == answers
 
 
-def test_chroma_open_collection_makes_image_collections_for_image_models(tmp_path, clip_dir, oracle, images):
+def test_chroma_open_collection_makes_image_collections_for_image_models(tmp_path, clip_dir, clip_oracle, images):
     """open_collection picks the multimodal function for a CLIP and attaches our ImageLoader (RGBA files too)."""
     names = sorted(images)
     made = open_collection(tmp_path, "imgs", model=str(clip_dir), device="cpu", create=True)
@@ -257,7 +247,7 @@ def test_chroma_open_collection_makes_image_collections_for_image_models(tmp_pat
         assert is_multimodal(reopened)
         assert reopened.query(query_uris=[str(images["yellow.png"])], n_results=1)["ids"][0] == ["yellow.png"]
     stored = made.get(ids=names, include=["embeddings"])
-    np.testing.assert_allclose(np.asarray(stored["embeddings"]), _oracle_images(oracle, [images[n] for n in names]),
+    np.testing.assert_allclose(np.asarray(stored["embeddings"]), _oracle_images(clip_oracle, [images[n] for n in names]),
                                atol=TOL, rtol=0)
     text = open_collection(tmp_path, "texts", model=str(factories.st_folder()), device="cpu", create=True)
     assert not is_multimodal(text) and text._data_loader is None

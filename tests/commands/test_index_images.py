@@ -22,16 +22,6 @@ NOTES = "# Notes\n\nA red square on a white page.\n\nThe cat sat on the mat, num
 
 
 @pytest.fixture(scope="module")
-def clip_dir() -> Path:
-    return factories.tiny_clip("current")
-
-
-@pytest.fixture(scope="module")
-def oracle(clip_dir):
-    return st.SentenceTransformer(str(clip_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """docs/notes.md, docs/img/*.png|jpg|jpeg (six images), docs/skip.txt (empty: no passage)."""
     root = tmp_path_factory.mktemp("cli_images") / "docs"
@@ -56,7 +46,7 @@ def image_db(corpus, clip_dir, tmp_path_factory):
     return db
 
 
-def test_cli_index_adds_images_beside_texts_once(image_db, corpus, clip_dir, oracle, capsys):
+def test_cli_index_adds_images_beside_texts_once(image_db, corpus, clip_dir, clip_oracle, capsys):
     code, out, err = run(capsys, "index", str(corpus), "--db", str(image_db), "--model", str(clip_dir), "--quiet",
                          "--max-words", "8")
     assert code == 0 and err == ""
@@ -70,11 +60,11 @@ def test_cli_index_adds_images_beside_texts_once(image_db, corpus, clip_dir, ora
     for path in files:
         uri, vector = by_source[path.as_posix()]
         assert uri == str(path.resolve())
-        np.testing.assert_allclose(vector, oracle.encode(str(path)), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(vector, clip_oracle.encode(str(path)), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("query", ["a red square", "a photo of a cat", "number 3"])
-def test_cli_search_finds_images_by_text_in_oracle_order(image_db, corpus, oracle, capsys, query):
+def test_cli_search_finds_images_by_text_in_oracle_order(image_db, corpus, clip_oracle, capsys, query):
     code, out, err = run(capsys, "search", query, "--db", str(image_db), "-k", "8", "--device", "cpu")
     assert code == 0 and err == "", err
     hits = HIT.findall(out)
@@ -84,9 +74,9 @@ def test_cli_search_finds_images_by_text_in_oracle_order(image_db, corpus, oracl
     items = {(m["source"], "image" if m.get("kind") == "image" else f"passage {m['passage']}"):
              (Path(m["source"]) if doc is None else doc) for doc, m in zip(stored["documents"], stored["metadatas"])}
     keys = list(items)
-    vectors = np.stack([oracle.encode(str(v)) if isinstance(v, Path) else oracle.encode_document(v)
+    vectors = np.stack([clip_oracle.encode(str(v)) if isinstance(v, Path) else clip_oracle.encode_document(v)
                         for v in items.values()])
-    q = oracle.encode_query(query)
+    q = clip_oracle.encode_query(query)
     sims = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q))
     assert [(h[3], h[4]) for h in hits] == [keys[i] for i in np.argsort(-sims, kind="stable")]
     np.testing.assert_allclose([float(h[2]) for h in hits], np.sort(sims)[::-1], atol=6e-5)  # 4 decimals
@@ -112,7 +102,7 @@ def test_cli_index_only_images_with_a_text_model_is_one_error_line(corpus, tiny_
     assert "No .txt/.md text found" in err and "6 image files cannot be indexed" in err and "Traceback" not in err
 
 
-def test_cli_index_named_image_files_and_a_server(corpus, clip_dir, oracle, chroma_server, capsys):
+def test_cli_index_named_image_files_and_a_server(corpus, clip_dir, clip_oracle, chroma_server, capsys):
     host, port = chroma_server
     url = f"http://{host}:{port}"
     files = [str(corpus / "img" / "red.png"), str(corpus / "img" / "blue.jpeg")]
@@ -123,7 +113,7 @@ def test_cli_index_named_image_files_and_a_server(corpus, clip_dir, oracle, chro
                      out), out
     code, out, err = run(capsys, "search", "a red square", "--chroma-url", url, "--collection", "cli-images", "-k", "2")
     hits = HIT.findall(out)
-    sims = [float(oracle.similarity(oracle.encode("a red square"), oracle.encode(f)).item()) for f in files]
+    sims = [float(clip_oracle.similarity(clip_oracle.encode("a red square"), clip_oracle.encode(f)).item()) for f in files]
     assert code == 0 and [h[3] for h in hits] == [files[i] for i in np.argsort(sims)[::-1]]
     np.testing.assert_allclose([float(h[2]) for h in hits], sorted(sims, reverse=True), atol=6e-5)
 

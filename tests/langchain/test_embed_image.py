@@ -24,16 +24,6 @@ TEXTS = ["a red square", "a photo of a cat", "", "a handwritten digit seven"]
 
 
 @pytest.fixture(scope="module")
-def clip_dir() -> Path:
-    return factories.tiny_clip("current")
-
-
-@pytest.fixture(scope="module")
-def oracle(clip_dir):
-    return st.SentenceTransformer(str(clip_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def paths(tmp_path_factory) -> list[Path]:
     return write_images(tmp_path_factory.mktemp("lc_images"))
 
@@ -43,17 +33,17 @@ def emb(clip_dir):
     return LangChainEmbeddings(model=str(clip_dir), device="cpu")
 
 
-def test_langchain_embed_image_matches_oracle(emb, oracle, paths):
+def test_langchain_embed_image_matches_oracle(emb, clip_oracle, paths):
     got = emb.embed_image(uris=[str(p) for p in paths])
     assert type(got) is list and len(got) == len(paths) and all(type(v) is float for v in got[0])
-    np.testing.assert_allclose(np.array(got), oracle.encode([str(p) for p in paths]), atol=TOL, rtol=0)
+    np.testing.assert_allclose(np.array(got), clip_oracle.encode([str(p) for p in paths]), atol=TOL, rtol=0)
     np.testing.assert_allclose(emb.embed_image(paths[::-1]), np.array(got)[::-1], atol=1e-6)  # Path objects, order
     assert emb.embed_image([]) == []
 
 
-def test_langchain_image_model_texts_match_oracle(emb, oracle):
-    np.testing.assert_allclose(emb.embed_documents(TEXTS), oracle.encode_document(TEXTS), atol=TOL, rtol=0)
-    np.testing.assert_allclose(emb.embed_query(TEXTS[0]), oracle.encode_query(TEXTS[0]), atol=TOL, rtol=0)
+def test_langchain_image_model_texts_match_oracle(emb, clip_oracle):
+    np.testing.assert_allclose(emb.embed_documents(TEXTS), clip_oracle.encode_document(TEXTS), atol=TOL, rtol=0)
+    np.testing.assert_allclose(emb.embed_query(TEXTS[0]), clip_oracle.encode_query(TEXTS[0]), atol=TOL, rtol=0)
 
 
 def test_langchain_embed_image_normalizes_like_the_texts(clip_dir, paths):
@@ -88,7 +78,7 @@ async def test_langchain_aembed_image_matches_sync(emb, paths):
     np.testing.assert_allclose(await emb.aembed_image(uris), emb.embed_image(uris), atol=1e-6)
 
 
-def test_langchain_chroma_add_images_and_search_by_text_and_image(emb, oracle, paths):
+def test_langchain_chroma_add_images_and_search_by_text_and_image(emb, clip_oracle, paths):
     """langchain_chroma.Chroma stores images through embed_image and searches them by text and by image."""
     lc_chroma = pytest.importorskip("langchain_chroma")
     import chromadb
@@ -102,9 +92,9 @@ def test_langchain_chroma_add_images_and_search_by_text_and_image(emb, oracle, p
     assert len(ids) == len(paths)
     by_image = store.similarity_search_by_image(uri=str(paths[3]), k=2)
     assert by_image[0].metadata["file"] == paths[3].name
-    corpus = oracle.encode([str(p) for p in paths])
+    corpus = clip_oracle.encode([str(p) for p in paths])
     for text in TEXTS[:2] + TEXTS[3:]:
-        query = oracle.encode(text)
+        query = clip_oracle.encode(text)
         sims = corpus @ query / (np.linalg.norm(corpus, axis=1) * np.linalg.norm(query))
         found = store.similarity_search_with_score(text, k=len(paths))
         assert [doc.metadata["file"] for doc, _ in found] == [paths[i].name for i in np.argsort(-sims, kind="stable")]
