@@ -86,8 +86,8 @@ def _json(path: Path) -> Any:
     return read_json(path)
 
 
-def _check_type(config: dict[str, Any], path: Path) -> None:
-    kind = config.get("model_type")
+def _check_type(config: Any, path: Path) -> None:
+    kind = config.get("model_type") if isinstance(config, dict) else None
     if kind in _REFUSED_TYPES:
         raise ModelFormatError(f"{path}: {_REFUSED_TYPES[kind]} models are not served yet (their texts are padded to a "
                                "fixed length without an attention mask); use sentence-transformers for them.")
@@ -135,6 +135,9 @@ def read_image_text_spec(root: str | os.PathLike) -> ImageTextSpec | None:
     else:
         return None
     config = _json(model_dir / "config.json")
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{model_dir / 'config.json'} must hold a JSON object, not {type(config).__name__}. "
+                               "Repair or re-save the model.")
     _check_type(config, model_dir / "config.json")
     if config.get("model_type") not in IMAGE_TEXT_TYPES:
         raise ModelFormatError(f"{model_dir / 'config.json'}: model type {config.get('model_type')!r} is not an "
