@@ -14,17 +14,23 @@ pytest.importorskip("chromadb")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_notebooks_chroma_executes(monkeypatch):
+def _execute(name: str, monkeypatch, timeout: int) -> tuple[object, str]:
+    """Run notebooks/``name`` in a kernel that imports this checkout; the notebook and its printed text."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    notebook = nbformat.read(REPO / "notebooks" / "chroma.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+    notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(REPO)}}).execute()
     text = "\n".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                      for out in cell.get("outputs", []))
+    return notebook, text
+
+
+def test_notebooks_chroma_executes(monkeypatch):
+    _, text = _execute("chroma.ipynb", monkeypatch, 600)
     assert "first run: 7 added; second run: 0 added, 7 already there" in text
     assert "same results: True" in text and "model loads: [1]" in text
     assert "`precision` must be 'float32' for Chroma" in text
@@ -48,17 +54,8 @@ def test_notebooks_images_executes(monkeypatch):
     """notebooks/images.ipynb: the digits model (trained quick when $ST_PLUGINS_HOME has none) in a Chroma
     multimodal collection; its text hits equal a brute-force cosine ranking, an image finds itself, and the
     accuracy it prints is the recipe's own evaluation of the same model."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
     pytest.importorskip("torch")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    notebook = nbformat.read(REPO / "notebooks" / "images.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(REPO)}}).execute()
-    text = "\n".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                     for out in cell.get("outputs", []))
+    notebook, text = _execute("images.ipynb", monkeypatch, 900)
     assert "stored: 597" in text and "hits agree with brute force: True" in text
     assert "first hit is itself: True" in text
     images = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
