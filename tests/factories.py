@@ -15,6 +15,10 @@ Every builder is cached on its arguments and seeds torch with a fixed seed deriv
   folder layouts sentence-transformers 6.2 loads: ``"current"`` (a ``Transformer`` module with its
   ``modality_config``, saved by sentence-transformers), ``"legacy"`` (``sentence_transformers.models.CLIPModel`` in
   ``0_CLIPModel/``, as ``clip-ViT-B-32``) and ``"plain"`` (a transformers ``CLIPModel`` folder).
+* :func:`tiny_siglip` - a SigLIP image-text model (towers hidden 32, a SentencePiece unigram tokenizer trained in
+  memory, ``spiece.model`` only, as SigLIP folders ship; a SigLIP image processor: 30 x 30, bicubic) in the
+  layouts of :data:`SIGLIP_FORMATS`: ``"plain"`` (a transformers ``SiglipModel`` folder), ``"current"`` (saved by
+  sentence-transformers), ``"longest"`` (``"current"`` whose ``processing_kwargs`` ask for longest padding).
 * ``Doubled`` - a non-torch activation class, importable as ``tests.factories.Doubled`` (torch is
   imported only when it is first used, so importing this module stays torch-free).
 """
@@ -28,8 +32,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ID2LABEL", "ARCHS", "CLIP_FORMATS", "minilm_path", "tiny_bert", "st_folder", "cross_folder", "tiny_clip",
-           "tiny_dual_encoder", "Doubled"]
+__all__ = ["ID2LABEL", "ARCHS", "CLIP_FORMATS", "SIGLIP_FORMATS", "minilm_path", "tiny_bert", "st_folder",
+           "cross_folder", "tiny_clip", "tiny_dual_encoder", "tiny_siglip", "Doubled"]
 
 ID2LABEL = {0: "contradiction", 1: "entailment", 2: "neutral"}
 ARCHS = ("bert", "roberta", "electra", "distilbert")
@@ -303,6 +307,70 @@ def tiny_dual_encoder() -> Path:
         return folder
 
     return _cached(("tiny_dual_encoder",), build)
+
+
+SIGLIP_FORMATS = ("plain", "current", "longest")
+
+
+def _siglip_tokenizer_file(folder: Path) -> Path:
+    """A SentencePiece unigram model (NFKC, ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, as SigLIP's) trained in memory."""
+    import io
+
+    import sentencepiece as spm
+
+    buffer = io.BytesIO()
+    sentences = _bpe_sentences() + ["a photo of a cat", "a photo of a dog", "a handwritten digit seven"]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=300,
+                                   hard_vocab_limit=False, model_type="unigram", pad_id=0, eos_id=1, unk_id=2,
+                                   bos_id=-1, normalization_rule_name="nmt_nfkc", minloglevel=2, num_threads=1)
+    path = folder / "spiece.model"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def tiny_siglip(fmt: str = "plain") -> Path:
+    """A random SigLIP image-text model (seed 0) in folder layout ``fmt`` (see :data:`SIGLIP_FORMATS`)."""
+    if fmt not in SIGLIP_FORMATS:
+        raise ValueError(f"fmt must be one of {SIGLIP_FORMATS}; got {fmt!r}")
+
+    def plain() -> Path:
+        import torch
+        from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor, SiglipTokenizer
+
+        folder = _folder("tiny_siglip_plain")
+        work = _folder("tiny_siglip_spm")
+        tokenizer = SiglipTokenizer(str(_siglip_tokenizer_file(work)), model_max_length=16)
+        text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                    num_attention_heads=4, max_position_embeddings=16, projection_size=24, pad_token_id=1,
+                    eos_token_id=1, bos_token_id=None)
+        vision = dict(hidden_size=24, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=30,
+                      patch_size=6)
+        torch.manual_seed(0)
+        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision, initializer_factor=4.0)).eval()
+        model.save_pretrained(folder, safe_serialization=True)
+        SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 30, "width": 30}),
+                        tokenizer=tokenizer).save_pretrained(folder)
+        return folder
+
+    def current() -> Path:
+        import sentence_transformers as st
+
+        folder = _folder("tiny_siglip_current")
+        st.SentenceTransformer(str(tiny_siglip("plain")), device="cpu").save(str(folder))
+        return folder
+
+    def longest() -> Path:
+        import json
+
+        folder = _folder("tiny_siglip_longest")
+        shutil.copytree(tiny_siglip("current"), folder, dirs_exist_ok=True)
+        path = folder / "sentence_bert_config.json"
+        config = json.loads(path.read_text())
+        config["processing_kwargs"] = {"text": {"padding": True}}
+        path.write_text(json.dumps(config, indent=2))
+        return folder
+
+    return _cached(("tiny_siglip", fmt), {"plain": plain, "current": current, "longest": longest}[fmt])
 
 
 # ----------------------------------------------------------------------------- Doubled (lazy torch)

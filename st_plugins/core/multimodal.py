@@ -6,8 +6,8 @@ image-text model in one of the layouts sentence-transformers 6.2 loads:
 - **current**: ``modules.json`` with one ``Transformer`` module whose ``sentence_bert_config.json`` has a
   ``modality_config`` with an ``image`` entry (what sentence-transformers saves for CLIP today);
 - **legacy**: ``modules.json`` with ``sentence_transformers.models.CLIPModel`` (as ``clip-ViT-B-32``);
-- **plain**: a transformers folder (``config.json`` model type ``clip`` or ``vision-text-dual-encoder``) with
-  its tokenizer and image processor.
+- **plain**: a transformers folder (``config.json`` model type ``clip``, ``siglip`` or
+  ``vision-text-dual-encoder``) with its tokenizer and image processor.
 
 An optional ``Normalize`` module may follow. The text tower returns ``get_text_features``, the vision tower
 ``get_image_features`` (projected, as sentence-transformers returns them). Both run from ONNX graphs cached
@@ -15,8 +15,14 @@ once per machine (exported with torch in a child process on first use, like the 
 builder does not cover); later processes need neither torch nor transformers. Images are preprocessed by
 :mod:`st_plugins.core.runtime.images` (Pillow + numpy), equal to the folder's image processor.
 
-SigLIP is not served yet: its processor pads texts to a fixed length and its text tower takes no attention
-mask, which this runtime's text batching does not reproduce; such folders raise ``ModelFormatError``.
+SigLIP: its text tower pools the last position and was trained on texts padded to 64 tokens, so texts are
+padded to the maximum length (``padding="max_length"``, as SigLIP's model cards require), which makes a text's
+vector independent of the batch it is in. sentence-transformers 6.2 pads SigLIP texts to the longest of each
+batch unless the folder's ``processing_kwargs`` say ``"max_length"``, so its vector of a text changes with the
+other texts of the batch; a folder whose ``sentence_bert_config.json`` sets ``processing_kwargs.text.padding``
+is padded as it says, here as there. Folders with only ``spiece.model`` get an equal ``tokenizer.json``
+(:mod:`st_plugins.core.backends.sentencepiece`) when the graphs are built. SigLIP 2 (variable patch counts) is
+refused with ``ModelFormatError``.
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ __all__ = ["MultimodalSentenceTransformer", "ImageTextSpec", "read_image_text_sp
            "publish_towers", "TowerGraphs"]
 
 #: transformers model types served (their models have ``get_text_features`` and ``get_image_features``)
-IMAGE_TEXT_TYPES = ("clip", "vision-text-dual-encoder")
-_REFUSED_TYPES = {"siglip": "SigLIP", "siglip2": "SigLIP 2"}
+IMAGE_TEXT_TYPES = ("clip", "siglip", "vision-text-dual-encoder")
+_REFUSED_TYPES = {"siglip2": "SigLIP 2"}
+#: model types whose texts are padded to the maximum length unless the folder says otherwise
+_FIXED_LENGTH_TYPES = ("siglip",)
 _LEGACY = ("sentence_transformers.models.CLIPModel", "sentence_transformers.models.CLIPModel.CLIPModel",
            "sentence_transformers.sentence_transformer.modules.CLIPModel",
            "sentence_transformers.sentence_transformer.modules.clip_model.CLIPModel")
@@ -66,13 +74,24 @@ class ImageTextSpec:
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
     similarity_fn_name: str | None = None
+    text_padding: str | None = None  # "max_length" or "longest"; None: by model type
 
     @property
     def model_type(self) -> str:
         return str(self.config.get("model_type"))
 
     @property
+    def fixed_length(self) -> bool:
+        """Whether texts are padded to the maximum length (SigLIP, or a folder's ``processing_kwargs``)."""
+        if self.text_padding is not None:
+            return self.text_padding == "max_length"
+        return self.model_type in _FIXED_LENGTH_TYPES
+
+    @property
     def dimension(self) -> int:
+        if self.model_type == "siglip":  # the text head maps to projection_size (default: the hidden size)
+            text = self.config.get("text_config") or {}
+            return int(text.get("projection_size") or text.get("hidden_size") or 768)
         return int(self.config.get("projection_dim") or 512)
 
     @property
@@ -89,15 +108,37 @@ def _json(path: Path) -> Any:
 def _check_type(config: Any, path: Path) -> None:
     kind = config.get("model_type") if isinstance(config, dict) else None
     if kind in _REFUSED_TYPES:
-        raise ModelFormatError(f"{path}: {_REFUSED_TYPES[kind]} models are not served yet (their texts are padded to a "
-                               "fixed length without an attention mask); use sentence-transformers for them.")
+        raise ModelFormatError(f"{path}: {_REFUSED_TYPES[kind]} models are not served yet (their image tower takes a "
+                               "variable number of patches); use sentence-transformers for them.")
+
+
+def _text_processing(bert_config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The text padding and length a current-layout folder's ``processing_kwargs`` ask for (sentence-transformers'
+    per-call processor arguments), as ImageTextSpec fields."""
+    kwargs = bert_config.get("processing_kwargs") or {}
+    text = kwargs.get("text") if isinstance(kwargs, dict) else None
+    if not isinstance(text, dict):
+        return {}
+    fields: dict[str, Any] = {}
+    padding = text.get("padding")
+    if padding == "max_length":
+        fields["text_padding"] = "max_length"
+    elif padding in (True, "longest"):
+        fields["text_padding"] = "longest"
+    elif padding is not None:
+        raise ModelFormatError(f"{path}: processing_kwargs.text.padding {padding!r} is not served; use "
+                               "'max_length', 'longest' or true.")
+    length = text.get("max_length")
+    if isinstance(length, int) and not isinstance(length, bool) and length > 0:
+        fields["max_seq_length"] = length
+    return fields
 
 
 def read_image_text_spec(root: str | os.PathLike) -> ImageTextSpec | None:
     """The image-text spec of ``root``, or ``None`` when ``root`` is not an image-text model (a text model).
 
     Raises:
-        ModelFormatError: An image-text folder this runtime cannot serve (SigLIP, modules after the model other than
+        ModelFormatError: An image-text folder this runtime cannot serve (SigLIP 2, modules after the model other than
             ``Normalize``), or malformed JSON.
     """
     root = Path(root)
@@ -132,6 +173,7 @@ def read_image_text_spec(root: str | os.PathLike) -> ImageTextSpec | None:
             return None
         layout = "current"
         common["max_seq_length"] = bert_config.get("max_seq_length")
+        common.update(_text_processing(bert_config, model_dir / "sentence_bert_config.json"))
     else:
         return None
     config = _json(model_dir / "config.json")
@@ -166,7 +208,8 @@ class TowerGraphs:
         self.vision = OrtRunner(self.folder / "vision.onnx", num_threads, optimized=optimized)
         facts = TokenizerFacts.from_json(self.meta["tokenizer"])
         self.tokenizer = TextTokenizer((self.folder / "tokenizer.json").read_text(encoding="utf-8"), facts,
-                                       int(self.meta["max_length"]))
+                                       int(self.meta["max_length"]),
+                                       fixed_length=self.meta.get("text_padding") == "max_length")
         self.processor = ImageProcessor(ImageSettings.from_json(self.meta["image"]))
 
 
@@ -175,12 +218,20 @@ _OPEN_LOCK = threading.Lock()
 
 
 def _tokenizer_of(spec: ImageTextSpec) -> Any:
+    """The text tokenizer of ``spec`` (a SentencePiece-only SigLIP folder's converted once, with transformers)."""
+    from st_plugins.core.backends.sentencepiece import has_sentencepiece_only, siglip_tokenizer_json
     from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
 
-    tokenizer = TextTokenizer.from_folder(spec.model_dir)
+    converted = siglip_tokenizer_json(spec.model_dir) if has_sentencepiece_only(spec.model_dir) else None
+    tokenizer = TextTokenizer.from_folder(spec.model_dir, backend_json=converted)
     text_config = spec.config.get("text_config") or {}
     tokenizer.max_length = max_length_rule(None, spec.max_seq_length, tokenizer.facts.model_max_length,
                                            text_config.get("max_position_embeddings"))
+    if spec.fixed_length:
+        if tokenizer.max_length > 100_000:
+            raise ModelFormatError(f"{spec.model_dir}: texts are padded to the maximum length, but neither the "
+                                   "tokenizer nor the config gives one; set max_seq_length in sentence_bert_config.json.")
+        tokenizer.fixed_length = True
     return tokenizer
 
 
@@ -191,9 +242,11 @@ def _write(spec: ImageTextSpec, folder: Path, allow_pickle: bool) -> dict[str, A
     tokenizer = _tokenizer_of(spec)
     settings = ImageSettings.from_folder(spec.model_dir)
     (folder / "tokenizer.json").write_text(tokenizer.backend_json, encoding="utf-8")
+    padding = "max_length" if tokenizer.fixed_length else "longest"
+    tokenizer.fixed_length = False  # the export is checked on batches of mixed widths: the graph stays dynamic
     info = write_towers(spec.model_dir, tokenizer, ImageProcessor(settings), folder, allow_pickle)
     return {"variant": VARIANT, "tokenizer": tokenizer.facts.to_json(), "max_length": tokenizer.max_length,
-            "image": settings.to_json(), **info}
+            "text_padding": padding, "image": settings.to_json(), **info}
 
 
 def publish_towers(root: Path, allow_pickle: bool = False) -> Path:

@@ -171,12 +171,6 @@ def test_multimodal_text_model_refuses_images_naming_the_index():
         model.encode(["a text", IMAGES[0]])
 
 
-def test_multimodal_siglip_is_refused_with_a_reason(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "siglip"}))
-    with pytest.raises(ModelFormatError, match="SigLIP"):
-        SentenceTransformer(str(tmp_path))
-
-
 def test_multimodal_torch_free_process_gives_the_same_vectors(clip_current, tmp_path):
     """Once the graphs are cached, a fresh process that cannot import torch or transformers encodes both."""
     IMAGES[2].save(tmp_path / "x.png")

@@ -116,11 +116,14 @@ class TextTokenizer:
         backend_json: A serialized ``tokenizers.Tokenizer`` (``tokenizer.json`` content).
         facts: Pad id, padding side, ``model_max_length``, special ids, lower-casing.
         max_length: Truncation length (``longest_first`` for pairs).
+        fixed_length: Pad every batch to ``max_length`` (what transformers' ``padding="max_length"`` gives; the
+            text towers of SigLIP were trained so and pool the last position), not to its longest input.
     """
 
-    def __init__(self, backend_json: str, facts: TokenizerFacts, max_length: int) -> None:
+    def __init__(self, backend_json: str, facts: TokenizerFacts, max_length: int, fixed_length: bool = False) -> None:
         tokenizers = require("tokenizers", "onnx")
         self.backend_json, self.facts = backend_json, facts
+        self.fixed_length = fixed_length  # pad every batch to max_length (SigLIP), not to its longest input
         self._tok = tokenizers.Tokenizer.from_str(backend_json)
         self._tok.no_padding()  # a file may pad every input to a fixed length: pad per batch instead
         self._tok.no_truncation()
@@ -152,7 +155,8 @@ class TextTokenizer:
         return cls(hf_tokenizer.backend_tokenizer.to_str(), facts, max_length or facts.model_max_length)
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, max_length: int | None = None, lowercase: bool = False) -> TextTokenizer:
+    def from_folder(cls, folder: str | os.PathLike, max_length: int | None = None, lowercase: bool = False,
+                    backend_json: str | None = None) -> TextTokenizer:
         """The tokenizer transformers would load from ``folder``, read without transformers.
 
         ``tokenizer.json`` is the fast tokenizer itself; ``tokenizer_config.json`` and
@@ -160,6 +164,7 @@ class TextTokenizer:
         tokens). For the BERT family, the config's ``do_lower_case`` / ``strip_accents`` /
         ``tokenize_chinese_chars`` override the file's normalizer, as transformers' tokenizer does.
         The test suite compares the token ids with transformers' for every covered architecture.
+        ``backend_json`` stands in for a missing ``tokenizer.json`` (a converted SentencePiece model).
 
         Raises:
             ModelFormatError: ``tokenizer.json`` is missing or unreadable, or a config file is malformed.
@@ -169,7 +174,7 @@ class TextTokenizer:
 
         folder = Path(folder)
         path = folder / "tokenizer.json"
-        if not path.is_file():
+        if backend_json is None and not path.is_file():
             raise ModelFormatError(
                 f"{folder} has no tokenizer.json (a fast tokenizer); without transformers it cannot be converted. "
                 f"Install the torch extra ({TORCH_EXTRA}), or save the tokenizer with "
@@ -178,7 +183,7 @@ class TextTokenizer:
         config = _read_json_file(folder / "tokenizer_config.json")
         special = {**_read_json_file(folder / "special_tokens_map.json"), **config}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(backend_json if backend_json is not None else path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ModelFormatError(f"{path} is not a readable tokenizer file ({exc}); re-save the tokenizer.") from exc
         _bert_normalizer_settings(data, config)
@@ -264,6 +269,8 @@ class TextTokenizer:
     def batch(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
         """One padded batch: ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64)."""
         width = max(len(e.ids) for e in encodings)
+        if self.fixed_length:
+            width = max(width, self._max_length)
         ids = np.full((len(encodings), width), self.facts.pad_token_id, dtype=np.int64)
         types = np.zeros_like(ids)
         mask = np.zeros_like(ids)

@@ -1,0 +1,159 @@
+"""SigLIP image-text models against sentence-transformers on the same folder.
+
+The folders are :func:`tests.factories.tiny_siglip` (random weights, initializer factor 4; ``spiece.model`` only,
+as SigLIP ships). SigLIP's text tower pools the last position, so the padding decides the vector: we pad texts to
+the maximum length (as SigLIP was trained, and as its model cards require), which is what sentence-transformers
+gives when the folder's ``processing_kwargs`` ask for ``padding="max_length"``; the oracle gets that setting here.
+sentence-transformers' default (longest of each batch) makes a text's vector depend on its batch: the tests show
+it, and that a folder asking for it is served so, equal to the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sentencepiece")
+st = pytest.importorskip("sentence_transformers")
+Image = pytest.importorskip("PIL.Image")
+
+from st_plugins import SentenceTransformer  # noqa: E402
+from st_plugins.core.multimodal import MultimodalSentenceTransformer, read_image_text_spec  # noqa: E402
+from st_plugins.errors import ModelFormatError  # noqa: E402
+from tests import factories  # noqa: E402
+
+TOL = 1e-5
+ROOT = Path(__file__).resolve().parents[2]
+TEXTS = ["a photo of a cat", "A dog is eating pasta in the park, number 12! " * 3, "", "Ünïcödé dog",
+         "a photo of a dog", "digit seven."] * 3  # 18: more than a batch of 16; one over the 16-token limit
+
+
+def _images(n: int = 18) -> list:
+    rng = np.random.default_rng(7)
+    shapes = [(40, 50), (30, 30), (64, 20), (100, 80), (12, 17), (33, 200)]
+    out = [Image.fromarray(rng.integers(0, 256, (*shapes[i % len(shapes)], 3), dtype=np.uint8)) for i in range(n)]
+    out[3] = out[3].convert("L")
+    return out
+
+
+IMAGES = _images()
+
+
+def _oracle(folder: Path, padding: str | None = "max_length"):
+    model = st.SentenceTransformer(str(folder), device="cpu")
+    if padding:
+        model[0].processing_kwargs = {"text": {"padding": padding}}
+    return model
+
+
+@pytest.fixture(scope="module", params=["plain", "current"])
+def pair(request):
+    """(ours, the oracle padding to the maximum length) on one layout of the same tiny SigLIP."""
+    folder = factories.tiny_siglip(request.param)
+    return SentenceTransformer(str(folder)), _oracle(folder)
+
+
+def test_siglip_spec():
+    spec = read_image_text_spec(factories.tiny_siglip("plain"))
+    assert (spec.layout, spec.model_type, spec.dimension, spec.fixed_length) == ("plain", "siglip", 24, True)
+    assert read_image_text_spec(factories.tiny_siglip("current")).layout == "current"
+    assert read_image_text_spec(factories.tiny_siglip("longest")).fixed_length is False
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_siglip_vectors_match_oracle(pair, batch_size):
+    ours, oracle = pair
+    assert isinstance(ours, MultimodalSentenceTransformer) and ours.graph is not None
+    np.testing.assert_allclose(ours.encode(IMAGES, batch_size=batch_size),
+                               oracle.encode(IMAGES, batch_size=batch_size), atol=TOL, rtol=0)
+    np.testing.assert_allclose(ours.encode(TEXTS, batch_size=batch_size),
+                               oracle.encode(TEXTS, batch_size=batch_size), atol=TOL, rtol=0)
+    # the vectors' width; sentence-transformers 6.2 reports the text tower's hidden size (32) for SigLIP instead
+    assert ours.get_embedding_dimension() == oracle.encode("a cat").shape[-1] == 24
+    assert ours.max_seq_length == oracle.max_seq_length == 16
+
+
+def test_siglip_text_vectors_do_not_depend_on_the_batch(pair):
+    """Ours: the same vector for a text alone or in a batch. The oracle's default padding: not so."""
+    ours, _ = pair
+    np.testing.assert_allclose(ours.encode(TEXTS, batch_size=1), ours.encode(TEXTS, batch_size=16), atol=1e-6,
+                               rtol=0)
+    default = _oracle(factories.tiny_siglip("plain"), padding=None)
+    alone, batched = default.encode(TEXTS[:6], batch_size=1), default.encode(TEXTS[:6], batch_size=16)
+    assert np.abs(alone - batched).max() > 0.1  # sentence-transformers' longest padding moves the short texts
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_siglip_folder_asking_for_longest_padding_matches_oracle(batch_size):
+    """``processing_kwargs.text.padding: true`` in the folder: padded per batch, here as in sentence-transformers
+    (16 texts: one batch at batch size 16 in both, so both pad to the same width)."""
+    folder = factories.tiny_siglip("longest")
+    ours, oracle = SentenceTransformer(str(folder)), _oracle(folder, padding=None)
+    assert oracle[0].processing_kwargs == {"text": {"padding": True}}
+    np.testing.assert_allclose(ours.encode(TEXTS[:16], batch_size=batch_size),
+                               oracle.encode(TEXTS[:16], batch_size=batch_size), atol=TOL, rtol=0)
+
+
+def test_siglip_mixed_list_in_input_order(pair):
+    ours, _ = pair
+    texts, images = ours.encode(TEXTS[:4]), ours.encode(IMAGES[:4])
+    mixed = [IMAGES[0], TEXTS[0], TEXTS[1], IMAGES[1], IMAGES[2], TEXTS[2], TEXTS[3], IMAGES[3]]
+    want = np.stack([images[0], texts[0], texts[1], images[1], images[2], texts[2], texts[3], images[3]])
+    np.testing.assert_allclose(ours.encode(mixed, batch_size=3), want, atol=1e-6, rtol=0)
+
+
+def test_siglip_torch_backend_matches_oracle():
+    folder = factories.tiny_siglip("plain")
+    ours, oracle = SentenceTransformer(str(folder), backend="torch"), _oracle(folder)
+    assert ours.graph is None
+    np.testing.assert_allclose(ours.encode(TEXTS, batch_size=16), oracle.encode(TEXTS, batch_size=16), atol=TOL,
+                               rtol=0)
+    np.testing.assert_allclose(ours.encode(IMAGES[:5]), oracle.encode(IMAGES[:5]), atol=TOL, rtol=0)
+
+
+def test_siglip_bad_processing_kwargs_are_named(tmp_path):
+    import shutil
+
+    shutil.copytree(factories.tiny_siglip("current"), tmp_path, dirs_exist_ok=True)
+    config = json.loads((tmp_path / "sentence_bert_config.json").read_text())
+    config["processing_kwargs"] = {"text": {"padding": "sideways"}}
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match=r"sentence_bert_config\.json.*padding 'sideways'"):
+        SentenceTransformer(str(tmp_path))
+
+
+def test_siglip2_is_refused_with_a_reason(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "siglip2"}))
+    with pytest.raises(ModelFormatError, match="SigLIP 2"):
+        SentenceTransformer(str(tmp_path))
+
+
+def test_siglip_torch_free_process_gives_the_same_vectors(pair, tmp_path):
+    """Once the graphs are cached, a fresh process that cannot import torch, transformers or sentencepiece encodes
+    both modalities (the converted tokenizer is in the cache)."""
+    ours, _ = pair
+    IMAGES[2].save(tmp_path / "x.png")
+    want = ours.encode([tmp_path / "x.png", "a photo of a cat", "A Photo, of a CAT!"])
+    code = """
+import json, sys
+for name in ("torch", "transformers", "sentencepiece"):
+    sys.modules[name] = None  # importing any of them now fails
+from st_plugins import SentenceTransformer
+m = SentenceTransformer(sys.argv[1])
+print(json.dumps(m.encode([sys.argv[2], "a photo of a cat", "A Photo, of a CAT!"]).tolist()))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code, ours.model_name_or_path, str(tmp_path / "x.png")],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "building the" not in done.stderr
+    got = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(got[1], got[2], atol=1e-6, rtol=0)  # SigLIP drops case and punctuation
