@@ -10,7 +10,9 @@ Images are PIL images or numpy ``HWC`` uint8 arrays (RGB; greyscale ``HW`` array
 :meth:`ImageTextModel.save` writes the layout sentence-transformers 6.2 writes for such a model:
 the transformers model and its processor at the folder root and one ``Transformer`` module whose
 ``modality_config`` maps text to ``get_text_features`` and image to ``get_image_features``.
-``sentence_transformers.SentenceTransformer(folder)`` loads it with no custom code.
+``sentence_transformers.SentenceTransformer(folder)`` loads it with no custom code. SigLIP texts are padded to
+the maximum length (as SigLIP was trained, and as :mod:`st_plugins.core.multimodal` serves them); its saved
+folder says so in ``processing_kwargs``, so sentence-transformers pads them the same way.
 
 Example:
     >>> from st_plugins.training.image_text import to_rgb_image
@@ -90,6 +92,7 @@ class ImageTextModel(nn.Module):
             if not hasattr(model, method):
                 raise InputTypeError(f"`model` must have {method} (an image-text model); got {type(model).__name__}.")
         self.model, self.processor = model, processor
+        self.padding: bool | str = "max_length" if getattr(model.config, "model_type", None) == "siglip" else True
         self.frozen: tuple[nn.Module, ...] = ()
         self._text_cache: dict[tuple[int, ...], Tensor] | None = None
         if freeze_text:
@@ -130,7 +133,7 @@ class ImageTextModel(nn.Module):
             raise InputValueError("`column` must hold at least one text or image; got an empty list.")
         texts = [isinstance(x, str) for x in column]
         if all(texts):
-            return dict(self.processor.tokenizer(column, padding=True, truncation=True, return_tensors="pt"))
+            return dict(self.processor.tokenizer(column, padding=self.padding, truncation=True, return_tensors="pt"))
         if any(texts):
             first = texts.index(not texts[0])
             raise InputValueError(f"a column must hold only texts or only images; item 0 is "
@@ -195,9 +198,11 @@ class ImageTextModel(nn.Module):
         self.model.save_pretrained(str(folder), safe_serialization=True)
         self.processor.save_pretrained(str(folder))
         write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": _TRANSFORMER_TYPE}])
-        write_json(folder / "sentence_bert_config.json", {"transformer_task": "feature-extraction",
-                                                          "modality_config": MODALITY_CONFIG,
-                                                          "module_output_name": "sentence_embedding"})
+        config: dict[str, Any] = {"transformer_task": "feature-extraction", "modality_config": MODALITY_CONFIG,
+                                  "module_output_name": "sentence_embedding"}
+        if self.padding == "max_length":
+            config["processing_kwargs"] = {"text": {"padding": "max_length"}}
+        write_json(folder / "sentence_bert_config.json", config)
         write_json(folder / "config_sentence_transformers.json", {
             "__version__": version_info(), "model_type": "SentenceTransformer", "prompts": {},
             "default_prompt_name": None, "similarity_fn_name": "cosine"})

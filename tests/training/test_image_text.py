@@ -74,6 +74,32 @@ def test_image_text_trainer_fine_tunes_tiny_clip_and_saved_folder_loads_in_sente
                                    rtol=0, atol=1e-5)
 
 
+def test_image_text_trainer_fine_tunes_tiny_siglip_and_every_reader_pads_alike(st, tmp_path):
+    """SigLIP: trained on texts padded to the maximum length; the saved folder's processing_kwargs make
+    sentence-transformers (default settings) pad so too, and our runtime serves the same vectors."""
+    pytest.importorskip("sentencepiece")
+    from st_plugins import SentenceTransformer
+
+    model = ImageTextModel.from_pretrained(factories.tiny_siglip("plain"))
+    assert model.tokenize(CAPTIONS[:2])["input_ids"].shape == (2, 16)  # the maximum length, not the longest
+    images = _images(8, 4)
+    examples = [Example((image, text)) for image, text in zip(images, CAPTIONS)]
+    loss = MultipleNegativesRankingLoss(model)
+    before = _loss_value(loss, images, CAPTIONS)
+    args = TrainingArguments(epochs=6, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, seed=3,
+                             show_progress_bar=False)
+    Trainer(model, loss, examples, args).train(tmp_path / "out")
+    assert _loss_value(loss, images, CAPTIONS) < 0.8 * before
+    oracle = st.SentenceTransformer(str(tmp_path / "out"), device="cpu")
+    ours = SentenceTransformer(str(tmp_path / "out"))
+    want = model.encode(CAPTIONS)
+    for batch_size in (1, 16):
+        np.testing.assert_allclose(oracle.encode(CAPTIONS, batch_size=batch_size), want, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(ours.encode(CAPTIONS, batch_size=batch_size), want, rtol=0, atol=1e-5)
+    pil = [to_rgb_image(x) for x in images]
+    np.testing.assert_allclose(ours.encode(pil), oracle.encode(pil), rtol=0, atol=1e-5)
+
+
 def test_image_text_frozen_text_tower_keeps_its_weights_and_cached_features_match(tmp_path):
     model = ImageTextModel.from_pretrained(factories.tiny_clip("plain"), freeze_text=True)
     tower = {k: v.clone() for k, v in model.model.text_model.state_dict().items()}
