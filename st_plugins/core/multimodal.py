@@ -235,6 +235,19 @@ def _tokenizer_of(spec: ImageTextSpec) -> Any:
     return tokenizer
 
 
+def _tokenizer_outputs(spec: ImageTextSpec) -> tuple[str, ...]:
+    """The features the folder's tokenizer returns (``model_input_names`` of ``tokenizer_config.json``, else all):
+    a text tower is fed no attention mask when its tokenizer gives none, as in transformers."""
+    from st_plugins.core.spec import read_json
+
+    config = read_json(spec.model_dir / "tokenizer_config.json", objects_only=True, missing={},
+                       fix="Fix or re-save the tokenizer.")
+    names = config.get("model_input_names")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    return ("input_ids", "attention_mask", "token_type_ids")
+
+
 def _write(spec: ImageTextSpec, folder: Path, allow_pickle: bool) -> dict[str, Any]:
     from st_plugins.core.backends.towers import write_towers
     from st_plugins.core.runtime.images import ImageProcessor, ImageSettings
@@ -244,7 +257,8 @@ def _write(spec: ImageTextSpec, folder: Path, allow_pickle: bool) -> dict[str, A
     (folder / "tokenizer.json").write_text(tokenizer.backend_json, encoding="utf-8")
     padding = "max_length" if tokenizer.fixed_length else "longest"
     tokenizer.fixed_length = False  # the export is checked on batches of mixed widths: the graph stays dynamic
-    info = write_towers(spec.model_dir, tokenizer, ImageProcessor(settings), folder, allow_pickle)
+    info = write_towers(spec.model_dir, tokenizer, ImageProcessor(settings), folder, allow_pickle,
+                        _tokenizer_outputs(spec))
     return {"variant": VARIANT, "tokenizer": tokenizer.facts.to_json(), "max_length": tokenizer.max_length,
             "text_padding": padding, "image": settings.to_json(), **info}
 
@@ -439,7 +453,7 @@ class MultimodalSentenceTransformer(SentenceTransformer):
         from st_plugins.core.backends.towers import text_inputs, tower_output
 
         model = self._torch_module()
-        names = text_inputs(model, tuple(feats))
+        names = text_inputs(model, tuple(k for k in feats if k in _tokenizer_outputs(self.spec)))
         with torch.inference_mode():
             out = model.get_text_features(**{k: torch.from_numpy(feats[k]).to(self._device) for k in names})
         return tower_output(out).float().cpu().numpy()

@@ -118,6 +118,24 @@ def test_siglip_torch_backend_matches_oracle():
     np.testing.assert_allclose(ours.encode(IMAGES[:5]), oracle.encode(IMAGES[:5]), atol=TOL, rtol=0)
 
 
+def test_siglip_tokenizer_without_attention_mask_feeds_none(tmp_path):
+    """A tokenizer_config.json whose model_input_names leave out the attention mask: transformers' tokenizer gives
+    none, so sentence-transformers runs the text tower unmasked over the padding; so do we."""
+    import shutil
+
+    shutil.copytree(factories.tiny_siglip("plain"), tmp_path, dirs_exist_ok=True)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config["model_input_names"] = ["input_ids"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    oracle = _oracle(tmp_path)
+    assert "attention_mask" not in oracle[0].preprocess(["a cat"])
+    ours = SentenceTransformer(str(tmp_path))
+    want = oracle.encode(TEXTS, batch_size=16)
+    np.testing.assert_allclose(ours.encode(TEXTS, batch_size=16), want, atol=TOL, rtol=0)
+    masked = SentenceTransformer(str(factories.tiny_siglip("plain"))).encode(TEXTS, batch_size=16)
+    assert np.abs(masked - want).max() > 0.1  # the mask matters: the test can fail
+
+
 def test_siglip_bad_processing_kwargs_are_named(tmp_path):
     import shutil
 

@@ -104,13 +104,16 @@ def _probe_images(processor: Any) -> list[dict[str, np.ndarray]]:
     return [{"pixel_values": processor(images[:3])}, {"pixel_values": processor(images[3:])}]
 
 
-def write_towers(model_dir: Path, tokenizer: Any, processor: Any, folder: Path, allow_pickle: bool = False) -> dict:
+def write_towers(model_dir: Path, tokenizer: Any, processor: Any, folder: Path, allow_pickle: bool = False,
+                 tokenizer_outputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")) -> dict:
     """Export both towers of ``model_dir`` into ``folder`` (``text.onnx``, ``vision.onnx``, optimized) and return
     their metadata.
 
     Args:
         tokenizer: The :class:`~st_plugins.core.runtime.tokenizer.TextTokenizer` the text graph is fed by.
         processor: The :class:`~st_plugins.core.runtime.images.ImageProcessor` the vision graph is fed by.
+        tokenizer_outputs: The features the folder's tokenizer returns (its ``model_input_names``); the text
+            graph takes those that ``get_text_features`` accepts.
 
     Raises:
         BackendError: A graph differs from torch beyond tolerance.
@@ -122,7 +125,7 @@ def write_towers(model_dir: Path, tokenizer: Any, processor: Any, folder: Path, 
 
     model = load_image_text_model(model_dir, allow_pickle)
     probe = tokenizer.batch(tokenizer.encode(["a photo"]))
-    names = text_inputs(model, tuple(probe))
+    names = text_inputs(model, tuple(k for k in probe if k in tokenizer_outputs))
     texts = probe_batches(tokenizer, names)
     text_error = _export_one(model, "get_text_features", texts, folder / "text.onnx", "text_embeds",
                              {n: {0: "batch", 1: "sequence"} for n in names})
