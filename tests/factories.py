@@ -231,6 +231,15 @@ def _clip_tokenizer():
                              model_max_length=16)
 
 
+def _saved_by_sentence_transformers(source: Path, name: str) -> Path:
+    """``source`` loaded and saved again by sentence-transformers (its current layout for image-text models)."""
+    import sentence_transformers as st
+
+    folder = _folder(name)
+    st.SentenceTransformer(str(source), device="cpu").save(str(folder))
+    return folder
+
+
 def tiny_clip(fmt: str = "current") -> Path:
     """A random CLIP image-text model (seed 0) in folder layout ``fmt`` (see :data:`CLIP_FORMATS`); the same weights,
     tokenizer and image processor in every layout."""
@@ -258,11 +267,7 @@ def tiny_clip(fmt: str = "current") -> Path:
         return folder
 
     def current() -> Path:
-        import sentence_transformers as st
-
-        folder = _folder("tiny_clip_current")
-        st.SentenceTransformer(str(tiny_clip("plain")), device="cpu").save(str(folder))
-        return folder
+        return _saved_by_sentence_transformers(tiny_clip("plain"), "tiny_clip_current")
 
     def legacy() -> Path:
         import json
@@ -353,11 +358,7 @@ def tiny_siglip(fmt: str = "plain") -> Path:
         return folder
 
     def current() -> Path:
-        import sentence_transformers as st
-
-        folder = _folder("tiny_siglip_current")
-        st.SentenceTransformer(str(tiny_siglip("plain")), device="cpu").save(str(folder))
-        return folder
+        return _saved_by_sentence_transformers(tiny_siglip("plain"), "tiny_siglip_current")
 
     def longest() -> Path:
         import json
