@@ -15,14 +15,10 @@ once per machine (exported with torch in a child process on first use, like the 
 builder does not cover); later processes need neither torch nor transformers. Images are preprocessed by
 :mod:`st_plugins.core.runtime.images` (Pillow + numpy), equal to the folder's image processor.
 
-SigLIP: its text tower pools the last position and was trained on texts padded to 64 tokens, so texts are
-padded to the maximum length (``padding="max_length"``, as SigLIP's model cards require), which makes a text's
-vector independent of the batch it is in. sentence-transformers 6.2 pads SigLIP texts to the longest of each
-batch unless the folder's ``processing_kwargs`` say ``"max_length"``, so its vector of a text changes with the
-other texts of the batch; a folder whose ``sentence_bert_config.json`` sets ``processing_kwargs.text.padding``
-is padded as it says, here as there. Folders with only ``spiece.model`` get an equal ``tokenizer.json``
-(:mod:`st_plugins.core.backends.sentencepiece`) when the graphs are built. SigLIP 2 (variable patch counts) is
-refused with ``ModelFormatError``.
+SigLIP texts are padded to the maximum length (as SigLIP was trained; see :mod:`.multimodal_text`, which also
+applies a folder's ``processing_kwargs``), and its ``spiece.model`` is read without transformers
+(:mod:`st_plugins.core.runtime.sentencepiece`). SigLIP 2 (variable patch counts) is refused with
+``ModelFormatError``.
 """
 
 from __future__ import annotations
@@ -38,6 +34,8 @@ import numpy as np
 from st_plugins.core.bi_encoder import SentenceTransformer
 from st_plugins.core.compat import refuse_unsupported, renamed_kwargs
 from st_plugins.core.images import is_image, load_image
+from st_plugins.core.multimodal_text import (TextSettings, fixed_length, padding_sensitive, sentence_transformers_order,
+                                             text_settings, text_tokenizer, tokenizer_outputs)
 from st_plugins.core.resolve import resolve_model_path
 from st_plugins.core.runtime.pooling import normalize
 from st_plugins.core.similarity import SimilarityFunction
@@ -50,15 +48,13 @@ __all__ = ["MultimodalSentenceTransformer", "ImageTextSpec", "read_image_text_sp
 #: transformers model types served (their models have ``get_text_features`` and ``get_image_features``)
 IMAGE_TEXT_TYPES = ("clip", "siglip", "vision-text-dual-encoder")
 _REFUSED_TYPES = {"siglip2": "SigLIP 2"}
-#: model types whose texts are padded to the maximum length unless the folder says otherwise
-_FIXED_LENGTH_TYPES = ("siglip",)
 _LEGACY = ("sentence_transformers.models.CLIPModel", "sentence_transformers.models.CLIPModel.CLIPModel",
            "sentence_transformers.sentence_transformer.modules.CLIPModel",
            "sentence_transformers.sentence_transformer.modules.clip_model.CLIPModel")
 _TRANSFORMER = ("sentence_transformers.models.Transformer", "sentence_transformers.base.modules.transformer.Transformer",
                 "sentence_transformers.sentence_transformer.modules.Transformer",
                 "sentence_transformers.base.modules.Transformer")
-VARIANT = "mm-onnx"
+VARIANT = "mm2-onnx"  # 2: text padding, padding side and the tokenizer's features in the recipe
 
 
 @dataclass
@@ -74,7 +70,7 @@ class ImageTextSpec:
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
     similarity_fn_name: str | None = None
-    text_padding: str | None = None  # "max_length" or "longest"; None: by model type
+    text: TextSettings = field(default_factory=TextSettings)  # a current-layout folder's processing_kwargs
 
     @property
     def model_type(self) -> str:
@@ -83,9 +79,7 @@ class ImageTextSpec:
     @property
     def fixed_length(self) -> bool:
         """Whether texts are padded to the maximum length (SigLIP, or a folder's ``processing_kwargs``)."""
-        if self.text_padding is not None:
-            return self.text_padding == "max_length"
-        return self.model_type in _FIXED_LENGTH_TYPES
+        return fixed_length(self.model_type, self.text)
 
     @property
     def dimension(self) -> int:
@@ -110,28 +104,6 @@ def _check_type(config: Any, path: Path) -> None:
     if kind in _REFUSED_TYPES:
         raise ModelFormatError(f"{path}: {_REFUSED_TYPES[kind]} models are not served yet (their image tower takes a "
                                "variable number of patches); use sentence-transformers for them.")
-
-
-def _text_processing(bert_config: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The text padding and length a current-layout folder's ``processing_kwargs`` ask for (sentence-transformers'
-    per-call processor arguments), as ImageTextSpec fields."""
-    kwargs = bert_config.get("processing_kwargs") or {}
-    text = kwargs.get("text") if isinstance(kwargs, dict) else None
-    if not isinstance(text, dict):
-        return {}
-    fields: dict[str, Any] = {}
-    padding = text.get("padding")
-    if padding == "max_length":
-        fields["text_padding"] = "max_length"
-    elif padding in (True, "longest"):
-        fields["text_padding"] = "longest"
-    elif padding is not None:
-        raise ModelFormatError(f"{path}: processing_kwargs.text.padding {padding!r} is not served; use "
-                               "'max_length', 'longest' or true.")
-    length = text.get("max_length")
-    if isinstance(length, int) and not isinstance(length, bool) and length > 0:
-        fields["max_seq_length"] = length
-    return fields
 
 
 def read_image_text_spec(root: str | os.PathLike) -> ImageTextSpec | None:
@@ -173,7 +145,7 @@ def read_image_text_spec(root: str | os.PathLike) -> ImageTextSpec | None:
             return None
         layout = "current"
         common["max_seq_length"] = bert_config.get("max_seq_length")
-        common.update(_text_processing(bert_config, model_dir / "sentence_bert_config.json"))
+        common["text"] = text_settings(bert_config, model_dir / "sentence_bert_config.json")
     else:
         return None
     config = _json(model_dir / "config.json")
@@ -218,34 +190,7 @@ _OPEN_LOCK = threading.Lock()
 
 
 def _tokenizer_of(spec: ImageTextSpec) -> Any:
-    """The text tokenizer of ``spec`` (a SentencePiece-only SigLIP folder's converted once, with transformers)."""
-    from st_plugins.core.backends.sentencepiece import has_sentencepiece_only, siglip_tokenizer_json
-    from st_plugins.core.runtime.tokenizer import TextTokenizer, max_length_rule
-
-    converted = siglip_tokenizer_json(spec.model_dir) if has_sentencepiece_only(spec.model_dir) else None
-    tokenizer = TextTokenizer.from_folder(spec.model_dir, backend_json=converted)
-    text_config = spec.config.get("text_config") or {}
-    tokenizer.max_length = max_length_rule(None, spec.max_seq_length, tokenizer.facts.model_max_length,
-                                           text_config.get("max_position_embeddings"))
-    if spec.fixed_length:
-        if tokenizer.max_length > 100_000:
-            raise ModelFormatError(f"{spec.model_dir}: texts are padded to the maximum length, but neither the "
-                                   "tokenizer nor the config gives one; set max_seq_length in sentence_bert_config.json.")
-        tokenizer.fixed_length = True
-    return tokenizer
-
-
-def _tokenizer_outputs(spec: ImageTextSpec) -> tuple[str, ...]:
-    """The features the folder's tokenizer returns (``model_input_names`` of ``tokenizer_config.json``, else all):
-    a text tower is fed no attention mask when its tokenizer gives none, as in transformers."""
-    from st_plugins.core.spec import read_json
-
-    config = read_json(spec.model_dir / "tokenizer_config.json", objects_only=True, missing={},
-                       fix="Fix or re-save the tokenizer.")
-    names = config.get("model_input_names")
-    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-        return tuple(names)
-    return ("input_ids", "attention_mask", "token_type_ids")
+    return text_tokenizer(spec.model_dir, spec.config, spec.max_seq_length, spec.text)
 
 
 def _write(spec: ImageTextSpec, folder: Path, allow_pickle: bool) -> dict[str, Any]:
@@ -258,7 +203,7 @@ def _write(spec: ImageTextSpec, folder: Path, allow_pickle: bool) -> dict[str, A
     padding = "max_length" if tokenizer.fixed_length else "longest"
     tokenizer.fixed_length = False  # the export is checked on batches of mixed widths: the graph stays dynamic
     info = write_towers(spec.model_dir, tokenizer, ImageProcessor(settings), folder, allow_pickle,
-                        _tokenizer_outputs(spec))
+                        tokenizer_outputs(spec.model_dir))
     return {"variant": VARIANT, "tokenizer": tokenizer.facts.to_json(), "max_length": tokenizer.max_length,
             "text_padding": padding, "image": settings.to_json(), **info}
 
@@ -289,6 +234,12 @@ def load_towers(root: Path, allow_pickle: bool = False) -> TowerGraphs:
 
     target = store.artifact_dir(store.content_hash(root), VARIANT)
     if not store.is_complete(target):
+        spec = read_image_text_spec(root)
+        if spec is not None:  # the folder's own errors (tokenizer, settings, image processor) typed, from here
+            from st_plugins.core.runtime.images import ImageSettings
+
+            _tokenizer_of(spec)
+            ImageSettings.from_folder(spec.model_dir)
         if not torch_installed():
             raise torch_missing(f"The image and text graphs of {root} are not cached on this machine and must be "
                                 "exported with torch once")
@@ -409,8 +360,16 @@ class MultimodalSentenceTransformer(SentenceTransformer):
         self._text_tokenizer().max_length = check_positive_int(value, "max_seq_length")
 
     def _text_tokenizer(self) -> Any:
+        """This model's own text tokenizer (``max_seq_length`` changes it, not another instance's)."""
         if "text" not in self._tokenizers:
-            self._tokenizers["text"] = self._runtime().tokenizer if self._uses_graphs() else _tokenizer_of(self.spec)
+            if self._uses_graphs():
+                from st_plugins.core.runtime.tokenizer import TextTokenizer
+
+                shared = self._runtime().tokenizer
+                self._tokenizers["text"] = TextTokenizer(shared.backend_json, shared.facts, shared.max_length,
+                                                         fixed_length=shared.fixed_length)
+            else:
+                self._tokenizers["text"] = _tokenizer_of(self.spec)
         return self._tokenizers["text"]
 
     # ----------------------------------------------------------------- engines
@@ -453,7 +412,9 @@ class MultimodalSentenceTransformer(SentenceTransformer):
         from st_plugins.core.backends.towers import text_inputs, tower_output
 
         model = self._torch_module()
-        names = text_inputs(model, tuple(k for k in feats if k in _tokenizer_outputs(self.spec)))
+        if "features" not in self._tokenizers:
+            self._tokenizers["features"] = tokenizer_outputs(self.spec.model_dir)
+        names = text_inputs(model, tuple(k for k in feats if k in self._tokenizers["features"]))
         with torch.inference_mode():
             out = model.get_text_features(**{k: torch.from_numpy(feats[k]).to(self._device) for k in names})
         return tower_output(out).float().cpu().numpy()
@@ -496,7 +457,10 @@ class MultimodalSentenceTransformer(SentenceTransformer):
             if texts:
                 tokenizer = self._text_tokenizer()
                 encodings = tokenizer.encode([(prompt or "") + items[i] for i in texts])
-                for idx, feats in tokenizer.batches(encodings, batch_size):
+                order = None  # where the longest-of-batch padding changes vectors: sentence-transformers' batches
+                if padding_sensitive(self.spec.model_type) and not tokenizer.fixed_length:
+                    order = sentence_transformers_order([items[i] for i in texts])
+                for idx, feats in tokenizer.batches(encodings, batch_size, order):
                     out[[texts[j] for j in idx]] = self._text_rows(feats)
                     bar.update(len(idx))
             processor = self._processor()

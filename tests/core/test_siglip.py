@@ -90,15 +90,82 @@ def test_siglip_text_vectors_do_not_depend_on_the_batch(pair):
     assert np.abs(alone - batched).max() > 0.1  # sentence-transformers' longest padding moves the short texts
 
 
-@pytest.mark.parametrize("batch_size", [1, 16])
+@pytest.mark.parametrize("batch_size", [1, 3, 4, 16])
 def test_siglip_folder_asking_for_longest_padding_matches_oracle(batch_size):
-    """``processing_kwargs.text.padding: true`` in the folder: padded per batch, here as in sentence-transformers
-    (16 texts: one batch at batch size 16 in both, so both pad to the same width)."""
+    """``processing_kwargs.text.padding: true`` in the folder: padded to the longest of each batch, in the batches
+    sentence-transformers makes (longest in characters first), so each text gets the width it gets there."""
     folder = factories.tiny_siglip("longest")
     ours, oracle = SentenceTransformer(str(folder)), _oracle(folder, padding=None)
     assert oracle[0].processing_kwargs == {"text": {"padding": True}}
-    np.testing.assert_allclose(ours.encode(TEXTS[:16], batch_size=batch_size),
-                               oracle.encode(TEXTS[:16], batch_size=batch_size), atol=TOL, rtol=0)
+    texts = TEXTS + ["dog", "a cat is here", "x y z", "the photo of a dog"]
+    np.testing.assert_allclose(ours.encode(texts, batch_size=batch_size),
+                               oracle.encode(texts, batch_size=batch_size), atol=TOL, rtol=0)
+
+
+def _copy_with(tmp_path: Path, fmt: str, file: str, change) -> Path:
+    """A copy of the tiny SigLIP ``fmt`` with ``change(json)`` applied to ``file``."""
+    import shutil
+
+    shutil.copytree(factories.tiny_siglip(fmt), tmp_path, dirs_exist_ok=True)
+    data = json.loads((tmp_path / file).read_text())
+    change(data)
+    (tmp_path / file).write_text(json.dumps(data))
+    return tmp_path
+
+
+def test_siglip_processing_kwargs_padding_side_and_max_length_are_applied(tmp_path):
+    """Left padding (so the last position is the end token) and a max length of 12."""
+    kwargs = {"common": {"return_tensors": "pt"}, "text": {"padding": "max_length", "padding_side": "left",
+                                                           "max_length": 12}}
+    folder = _copy_with(tmp_path, "current", "sentence_bert_config.json",
+                        lambda config: config.update(processing_kwargs=kwargs))
+    ours, oracle = SentenceTransformer(str(folder)), _oracle(folder, padding=None)
+    assert oracle[0].preprocess(["a cat"])["input_ids"].shape == (1, 12)
+    want = oracle.encode(TEXTS, batch_size=4)
+    np.testing.assert_allclose(ours.encode(TEXTS, batch_size=4), want, atol=TOL, rtol=0)
+    right = SentenceTransformer(str(factories.tiny_siglip("current"))).encode(TEXTS, batch_size=4)
+    assert np.abs(right - want).max() > 0.1  # the side and length matter: the test can fail
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"text": {"padding": "sideways"}}, r"padding 'sideways'"),
+    ({"text": {"pad_to_multiple_of": 8}}, r"\['pad_to_multiple_of'\] are not served"),
+    ({"common": {"max_length": 8}}, r"processing_kwargs\.common \['max_length'\] are not served"),
+    ({"image": {"size": {"height": 8, "width": 8}}}, r"processing_kwargs\.image is not served"),
+    ({"text": {"max_length": "long"}}, r"max_length must be a positive integer"),
+    ({"text": {"padding_side": "middle"}}, r"padding_side must be 'left' or 'right'"),
+    ({"text": ["padding"]}, r"processing_kwargs\.text must be a JSON object"),
+    (["text"], r"processing_kwargs must be a JSON object"),
+])
+def test_siglip_processing_kwargs_not_reproduced_are_refused(tmp_path, kwargs, words):
+    folder = _copy_with(tmp_path, "current", "sentence_bert_config.json",
+                        lambda config: config.update(processing_kwargs=kwargs))
+    with pytest.raises(ModelFormatError, match=r"sentence_bert_config\.json.*" + words):
+        SentenceTransformer(str(folder))
+
+
+def test_siglip_max_seq_length_of_one_model_leaves_another_alone():
+    folder = str(factories.tiny_siglip("plain"))
+    a, b = SentenceTransformer(folder), SentenceTransformer(folder)
+    before = b.encode(TEXTS[:4])
+    a.max_seq_length = 8
+    assert (a.max_seq_length, b.max_seq_length) == (8, 16)
+    np.testing.assert_array_equal(b.encode(TEXTS[:4]), before)
+    assert np.abs(a.encode(TEXTS[:4]) - before).max() > 0.01
+
+
+def test_siglip_tokenizer_json_beside_spiece_model_is_not_used(tmp_path):
+    """transformers reads SigLIP's spiece.model (SiglipTokenizer) even when a tokenizer.json lies beside it."""
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    shutil.copytree(factories.tiny_siglip("plain"), tmp_path, dirs_exist_ok=True)
+    other = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    other.pre_tokenizer = pre_tokenizers.Whitespace()
+    other.save(str(tmp_path / "tokenizer.json"))
+    np.testing.assert_allclose(SentenceTransformer(str(tmp_path)).encode(TEXTS),
+                               _oracle(tmp_path).encode(TEXTS), atol=TOL, rtol=0)
 
 
 def test_siglip_mixed_list_in_input_order(pair):
@@ -121,12 +188,7 @@ def test_siglip_torch_backend_matches_oracle():
 def test_siglip_tokenizer_without_attention_mask_feeds_none(tmp_path):
     """A tokenizer_config.json whose model_input_names leave out the attention mask: transformers' tokenizer gives
     none, so sentence-transformers runs the text tower unmasked over the padding; so do we."""
-    import shutil
-
-    shutil.copytree(factories.tiny_siglip("plain"), tmp_path, dirs_exist_ok=True)
-    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
-    config["model_input_names"] = ["input_ids"]
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    _copy_with(tmp_path, "plain", "tokenizer_config.json", lambda config: config.update(model_input_names=["input_ids"]))
     oracle = _oracle(tmp_path)
     assert "attention_mask" not in oracle[0].preprocess(["a cat"])
     ours = SentenceTransformer(str(tmp_path))
@@ -134,17 +196,6 @@ def test_siglip_tokenizer_without_attention_mask_feeds_none(tmp_path):
     np.testing.assert_allclose(ours.encode(TEXTS, batch_size=16), want, atol=TOL, rtol=0)
     masked = SentenceTransformer(str(factories.tiny_siglip("plain"))).encode(TEXTS, batch_size=16)
     assert np.abs(masked - want).max() > 0.1  # the mask matters: the test can fail
-
-
-def test_siglip_bad_processing_kwargs_are_named(tmp_path):
-    import shutil
-
-    shutil.copytree(factories.tiny_siglip("current"), tmp_path, dirs_exist_ok=True)
-    config = json.loads((tmp_path / "sentence_bert_config.json").read_text())
-    config["processing_kwargs"] = {"text": {"padding": "sideways"}}
-    (tmp_path / "sentence_bert_config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFormatError, match=r"sentence_bert_config\.json.*padding 'sideways'"):
-        SentenceTransformer(str(tmp_path))
 
 
 def test_siglip2_is_refused_with_a_reason(tmp_path):

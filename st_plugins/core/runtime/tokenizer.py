@@ -219,6 +219,10 @@ class TextTokenizer:
         self._tok.enable_truncation(max_length=min(self._max_length, 10**9), strategy="longest_first")
         self._prompt_lengths.clear()
 
+    def token_id(self, text: str) -> int | None:
+        """The id of token ``text`` in the vocabulary (``None`` when it has none)."""
+        return self._tok.token_to_id(text)
+
     def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Any]:
         """``tokenizers.Encoding`` per input (special tokens added, truncated, not padded)."""
         if not texts:
@@ -281,9 +285,11 @@ class TextTokenizer:
             ids[row, cols], types[row, cols], mask[row, cols] = e.ids, e.type_ids, 1
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
-    def batches(self, encodings: Sequence[Any], batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """``(indices, features)`` per batch, longest inputs first (little padding)."""
-        order = length_order([len(e.ids) for e in encodings])
+    def batches(self, encodings: Sequence[Any], batch_size: int,
+                order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """``(indices, features)`` per batch, longest inputs first (little padding), or in ``order``."""
+        if order is None:
+            order = length_order([len(e.ids) for e in encodings])
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             yield idx, self.batch([encodings[i] for i in idx])
