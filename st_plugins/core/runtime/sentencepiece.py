@@ -14,8 +14,11 @@ the equivalent one from the model file (a protobuf message, read here by a small
 The test suite compares the ids with ``SiglipTokenizer``'s on fuzzed texts, and step 1 with its
 ``canonicalize_text``. Known differences: a text that itself contains an added token's string (``</s>``,
 ``<unk>``) is split there by both, but the slow tokenizer gives the following piece no word prefix and appends
-no second ``</s>`` after a literal one at the end; lower-casing follows the Unicode tables of Rust's standard
-library, not of the running Python (a few dozen recent characters differ).
+no second ``</s>`` after a literal one at the end; decomposed (not NFC) text with several combining marks on one
+letter, or graphemes of 6 bytes and more, is normalized otherwise by the ``tokenizers`` library's character map
+than by SentencePiece (huggingface/tokenizers#2116 and #2334, open upstream; transformers' converted fast
+tokenizers share it); lower-casing follows the Unicode tables of Rust's standard library, not of the running
+Python (a few dozen recent characters differ).
 """
 
 from __future__ import annotations
