@@ -98,13 +98,13 @@ def tiny_reranker_dir(tmp_path_factory, minilm_path):
     return folder
 
 
-def test_cli_search_rerank_orders_by_cross_encoder(docs_db, capsys, monkeypatch, request, tiny_reranker_dir):
-    from st_plugins.core import resolve
-    from st_plugins.core.cache import clear_cache
+def test_cli_search_rerank_orders_by_cross_encoder(docs_db, capsys, monkeypatch, tiny_reranker_dir):
+    from st_plugins.core import cache, resolve
 
     monkeypatch.setitem(resolve._REGISTRY, RERANKER, lambda: tiny_reranker_dir)
-    clear_cache()  # the shared models are keyed by name: this name now means another folder, here only
-    request.addfinalizer(clear_cache)
+    # The shared models are keyed by name, and this name means another folder here only: an empty cache for this
+    # test, the process's own back afterwards (no other test sees the tiny reranker, or loses its models).
+    monkeypatch.setattr(cache, "_MODELS", {})
     code, plain, _ = _search(capsys, docs_db, "rerank search results", "-k", "20")
     code_r, reranked, out = _search(capsys, docs_db, "rerank search results", "--rerank", "-k", "3", "--candidates", "20")
     assert code == code_r == 0 and len(reranked) == 3, out
