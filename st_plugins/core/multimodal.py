@@ -362,14 +362,8 @@ class MultimodalSentenceTransformer(SentenceTransformer):
     def _text_tokenizer(self) -> Any:
         """This model's own text tokenizer (``max_seq_length`` changes it, not another instance's)."""
         if "text" not in self._tokenizers:
-            if self._uses_graphs():
-                from st_plugins.core.runtime.tokenizer import TextTokenizer
-
-                shared = self._runtime().tokenizer
-                self._tokenizers["text"] = TextTokenizer(shared.backend_json, shared.facts, shared.max_length,
-                                                         fixed_length=shared.fixed_length)
-            else:
-                self._tokenizers["text"] = _tokenizer_of(self.spec)
+            shared = self._uses_graphs()
+            self._tokenizers["text"] = self._runtime().tokenizer.copy() if shared else _tokenizer_of(self.spec)
         return self._tokenizers["text"]
 
     # ----------------------------------------------------------------- engines

@@ -147,7 +147,7 @@ def text_tokenizer(model_dir: Path, config: dict[str, Any], max_seq_length: int 
     if settings.padding_side:
         facts = dataclasses.replace(facts, padding_side=settings.padding_side)
     if facts != tokenizer.facts:
-        tokenizer = TextTokenizer(tokenizer.backend_json, facts, tokenizer.max_length)
+        tokenizer = tokenizer.copy(facts)
     if fixed_length(kind, settings):
         if tokenizer.max_length > 100_000:
             raise ModelFormatError(f"{model_dir}: texts are padded to the maximum length, but neither the tokenizer "

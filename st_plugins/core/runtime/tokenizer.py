@@ -219,6 +219,11 @@ class TextTokenizer:
         self._tok.enable_truncation(max_length=min(self._max_length, 10**9), strategy="longest_first")
         self._prompt_lengths.clear()
 
+    def copy(self, facts: TokenizerFacts | None = None) -> TextTokenizer:
+        """An independent tokenizer with the same file, length and padding (and ``facts``, when given): changing
+        the copy's :attr:`max_length` leaves this one alone."""
+        return TextTokenizer(self.backend_json, facts or self.facts, self._max_length, fixed_length=self.fixed_length)
+
     def token_id(self, text: str) -> int | None:
         """The id of token ``text`` in the vocabulary (``None`` when it has none)."""
         return self._tok.token_to_id(text)
