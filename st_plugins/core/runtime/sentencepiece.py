@@ -95,6 +95,28 @@ def _fields(data: bytes) -> Iterator[tuple[int, Any]]:
             raise ValueError(f"wire type {wire} is not used by SentencePiece models")
 
 
+def _varint(value: Any) -> int:
+    if not isinstance(value, int):
+        raise ValueError("a setting stored with the wrong wire type")
+    return value
+
+
+def _blob(value: Any) -> bytes:
+    if not isinstance(value, bytes):
+        raise ValueError("a setting stored with the wrong wire type")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    return bool(_varint(value))
+
+
+#: The settings read, per ModelProto field: {field number: {its field number: (SpmModel attribute, conversion)}}
+_SPECS = {2: {3: ("model_type", _varint), 35: ("byte_fallback", _flag), 40: ("unk_id", _varint)},  # TrainerSpec
+          3: {2: ("precompiled_charsmap", _blob), 3: ("add_dummy_prefix", _flag),  # NormalizerSpec
+              4: ("remove_extra_whitespaces", _flag), 5: ("escape_whitespaces", _flag)}}
+
+
 def read_spm(path: str | Path) -> SpmModel:
     """The pieces and the normalizer / trainer settings of a SentencePiece model file.
 
@@ -115,24 +137,11 @@ def read_spm(path: str | Path) -> SpmModel:
                     elif n == 3:
                         kind = v
                 model.pieces.append((piece, score, kind))
-            elif number == 2:  # TrainerSpec {model_type = 3, byte_fallback = 35, unk_id = 40}
+            elif number in _SPECS:  # TrainerSpec, NormalizerSpec
+                fields = _SPECS[number]
                 for n, v in _fields(value):
-                    if n == 3:
-                        model.model_type = v
-                    elif n == 35:
-                        model.byte_fallback = bool(v)
-                    elif n == 40:
-                        model.unk_id = v
-            elif number == 3:  # NormalizerSpec {charsmap = 2, add_dummy_prefix = 3, remove_extra_ws = 4, escape = 5}
-                for n, v in _fields(value):
-                    if n == 2:
-                        model.precompiled_charsmap = v
-                    elif n == 3:
-                        model.add_dummy_prefix = bool(v)
-                    elif n == 4:
-                        model.remove_extra_whitespaces = bool(v)
-                    elif n == 5:
-                        model.escape_whitespaces = bool(v)
+                    if n in fields:
+                        setattr(model, fields[n][0], fields[n][1](v))
     except (OSError, ValueError, UnicodeDecodeError, struct.error) as exc:
         raise ModelFormatError(f"{path} is not a readable SentencePiece model ({exc}); re-save the tokenizer.") from exc
     if not model.pieces:
